@@ -1,0 +1,137 @@
+//! Hostile-path rules for names in trees and paths in URLs.
+//!
+//! A site path is a sequence of names joined by `/`. Each name is checked by
+//! [`check_name`]; a directory's names are checked together by
+//! [`check_siblings`] (strict byte order, so no duplicates, and no two names
+//! that differ only by case).
+
+use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+
+use crate::error::{Error, Result};
+
+/// Longest name, in bytes (the common file-system limit).
+pub const MAX_NAME: usize = 255;
+/// Deepest directory nesting in a site.
+pub const MAX_DEPTH: usize = 64;
+/// Longest full path, in bytes.
+pub const MAX_PATH: usize = 4096;
+
+/// Checks one path component. `path` is used only for the error message.
+pub fn check_name(name: &str, path: &str) -> Result<()> {
+    let bad = |reason: &str| Err(Error::path(path, reason));
+    if name.is_empty() {
+        return bad("empty name");
+    }
+    if name == "." || name == ".." {
+        return bad("`.` or `..` component");
+    }
+    if name.len() > MAX_NAME {
+        return bad("name longer than 255 bytes");
+    }
+    if name.contains('/') {
+        return bad("`/` inside a name");
+    }
+    if name.contains('\\') {
+        return bad("backslash in name");
+    }
+    if name.contains('\0') {
+        return bad("NUL in name");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("control character in name");
+    }
+    if !is_nfc(name) {
+        return bad("name is not in Unicode normal form C (NFC); rename it");
+    }
+    Ok(())
+}
+
+fn is_nfc(s: &str) -> bool {
+    match is_nfc_quick(s.chars()) {
+        IsNormalized::Yes => true,
+        IsNormalized::No => false,
+        IsNormalized::Maybe => s.nfc().eq(s.chars()),
+    }
+}
+
+/// The key under which two names collide on a case-insensitive file system.
+pub fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Checks a directory's names: strictly ascending bytes and no case collisions.
+pub fn check_siblings<'a>(names: impl IntoIterator<Item = &'a str>, dir: &str) -> Result<()> {
+    let mut prev: Option<&str> = None;
+    let mut folded = std::collections::HashSet::new();
+    for name in names {
+        if let Some(p) = prev {
+            if p.as_bytes() >= name.as_bytes() {
+                let reason = if p == name { "duplicate name" } else { "names not in byte order" };
+                return Err(Error::path(join(dir, name), reason));
+            }
+        }
+        if !folded.insert(fold(name)) {
+            return Err(Error::path(join(dir, name), "differs from another name in the same directory only by case"));
+        }
+        prev = Some(name);
+    }
+    Ok(())
+}
+
+/// `dir/name`, or `name` at the top.
+pub fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+}
+
+/// Splits and checks a relative site path such as `2014/02/a.html`.
+pub fn split(path: &str) -> Result<Vec<&str>> {
+    if path.len() > MAX_PATH {
+        return Err(Error::path(path, "path longer than 4096 bytes"));
+    }
+    if path.starts_with('/') {
+        return Err(Error::path(path, "absolute path"));
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() > MAX_DEPTH {
+        return Err(Error::path(path, "nested deeper than 64 levels"));
+    }
+    for p in &parts {
+        check_name(p, path)?;
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_rejected() {
+        for p in [
+            "../etc/passwd", "/etc/passwd", "a//b", "a/./b", "a/../b", "a\\b", "a\0b", "", "a/",
+            "a\nb", "cafe\u{301}.html",
+        ] {
+            assert!(split(p).is_err(), "{p:?} accepted");
+        }
+        let long = "x".repeat(256);
+        assert!(split(&long).is_err());
+        let deep = vec!["d"; 65].join("/");
+        assert!(split(&deep).is_err());
+    }
+
+    #[test]
+    fn ordinary_and_cjk_paths_are_accepted() {
+        for p in ["index.html", "2014/02/article.html", "标签/新闻.html", "café.html", ".well-known/x"] {
+            assert!(split(p).is_ok(), "{p:?} rejected");
+        }
+    }
+
+    #[test]
+    fn siblings_must_be_sorted_unique_and_case_distinct() {
+        assert!(check_siblings(["a", "b", "c"], "").is_ok());
+        assert!(check_siblings(["a", "a"], "").is_err());
+        assert!(check_siblings(["b", "a"], "").is_err());
+        assert!(check_siblings(["Index.html", "index.html"], "").is_err());
+        assert!(check_siblings(["ΣΑΣ", "σας"], "d").is_err());
+    }
+}
