@@ -21,11 +21,17 @@ pub(crate) struct Reader<'b> {
 
 impl<'b> Reader<'b> {
     pub fn new(bytes: &'b [u8], what: &'static str) -> Self {
-        Reader { d: Decoder::new(bytes), what }
+        Reader {
+            d: Decoder::new(bytes),
+            what,
+        }
     }
 
     fn err(&self, reason: impl std::fmt::Display) -> Error {
-        Error::decode(self.what, format!("{reason} (at byte {})", self.d.position()))
+        Error::decode(
+            self.what,
+            format!("{reason} (at byte {})", self.d.position()),
+        )
     }
 
     fn wrap<T>(&self, r: Result<T, minicbor::decode::Error>) -> Result<T> {
@@ -34,7 +40,10 @@ impl<'b> Reader<'b> {
 
     /// A definite-length map that must have exactly `n` entries.
     pub fn map(&mut self, n: u64) -> Result<()> {
-        match { let r = self.d.map(); self.wrap(r) }? {
+        match {
+            let r = self.d.map();
+            self.wrap(r)
+        }? {
             Some(len) if len == n => Ok(()),
             Some(len) => Err(self.err(format!("map has {len} entries, expected {n}"))),
             None => Err(self.err("indefinite-length map")),
@@ -43,7 +52,10 @@ impl<'b> Reader<'b> {
 
     /// The next map key, which must be exactly `k` (keys come in order 0, 1, 2...).
     pub fn key(&mut self, k: u64) -> Result<()> {
-        let got = { let r = self.d.u64(); self.wrap(r) }?;
+        let got = {
+            let r = self.d.u64();
+            self.wrap(r)
+        }?;
         if got != k {
             return Err(self.err(format!("key {got} where key {k} was expected")));
         }
@@ -52,7 +64,10 @@ impl<'b> Reader<'b> {
 
     /// A definite-length array of at most `max` items; returns its length.
     pub fn array(&mut self, max: u64) -> Result<usize> {
-        match { let r = self.d.array(); self.wrap(r) }? {
+        match {
+            let r = self.d.array();
+            self.wrap(r)
+        }? {
             Some(len) if len <= max => Ok(len as usize),
             Some(len) => Err(self.err(format!("array of {len} items exceeds the limit of {max}"))),
             None => Err(self.err("indefinite-length array")),
@@ -69,11 +84,17 @@ impl<'b> Reader<'b> {
     }
 
     pub fn u64(&mut self) -> Result<u64> {
-        { let r = self.d.u64(); self.wrap(r) }
+        {
+            let r = self.d.u64();
+            self.wrap(r)
+        }
     }
 
     pub fn bytes(&mut self, max: usize) -> Result<&'b [u8]> {
-        let b = { let r = self.d.bytes(); self.wrap(r) }?;
+        let b = {
+            let r = self.d.bytes();
+            self.wrap(r)
+        }?;
         if b.len() > max {
             return Err(self.err(format!("byte string of {} bytes exceeds {max}", b.len())));
         }
@@ -81,8 +102,12 @@ impl<'b> Reader<'b> {
     }
 
     pub fn hash(&mut self) -> Result<ContentHash> {
-        let b = { let r = self.d.bytes(); self.wrap(r) }?;
-        ContentHash::from_slice(b).ok_or_else(|| self.err(format!("hash of {} bytes, expected 32", b.len())))
+        let b = {
+            let r = self.d.bytes();
+            self.wrap(r)
+        }?;
+        ContentHash::from_slice(b)
+            .ok_or_else(|| self.err(format!("hash of {} bytes, expected 32", b.len())))
     }
 
     pub fn bytes32(&mut self) -> Result<[u8; 32]> {
@@ -90,7 +115,10 @@ impl<'b> Reader<'b> {
     }
 
     pub fn text(&mut self, max: usize) -> Result<&'b str> {
-        let s = { let r = self.d.str(); self.wrap(r) }?;
+        let s = {
+            let r = self.d.str();
+            self.wrap(r)
+        }?;
         if s.len() > max {
             return Err(self.err(format!("text of {} bytes exceeds {max}", s.len())));
         }
@@ -99,8 +127,15 @@ impl<'b> Reader<'b> {
 
     /// `null` or a hash.
     pub fn opt_hash(&mut self) -> Result<Option<ContentHash>> {
-        if { let r = self.d.datatype(); self.wrap(r) }? == Type::Null {
-            { let r = self.d.null(); self.wrap(r) }?;
+        if {
+            let r = self.d.datatype();
+            self.wrap(r)
+        }? == Type::Null
+        {
+            {
+                let r = self.d.null();
+                self.wrap(r)
+            }?;
             Ok(None)
         } else {
             self.hash().map(Some)
@@ -112,7 +147,10 @@ impl<'b> Reader<'b> {
         let pos = self.d.position();
         let total = self.d.input().len();
         if pos != total {
-            return Err(Error::decode(self.what, format!("{} trailing bytes after the item", total - pos)));
+            return Err(Error::decode(
+                self.what,
+                format!("{} trailing bytes after the item", total - pos),
+            ));
         }
         Ok(())
     }
@@ -127,7 +165,10 @@ pub(crate) fn decode_canonical<T>(
     encode: impl FnOnce(&T) -> Vec<u8>,
 ) -> Result<T> {
     if bytes.len() > max_len {
-        return Err(Error::decode(what, format!("{} bytes exceeds the limit of {max_len}", bytes.len())));
+        return Err(Error::decode(
+            what,
+            format!("{} bytes exceeds the limit of {max_len}", bytes.len()),
+        ));
     }
     let mut r = Reader::new(bytes, what);
     let value = decode(&mut r)?;

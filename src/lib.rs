@@ -33,3 +33,11 @@ pub mod path;
 pub mod sign;
 
 pub use error::{Error, Result};
+pub mod archive;
+pub mod checkout;
+pub mod http;
+mod layout;
+pub mod publish;
+pub mod repo;
+pub mod source;
+pub mod trust;

@@ -5,7 +5,7 @@
 //! [`check_siblings`] (strict byte order, so no duplicates, and no two names
 //! that differ only by case).
 
-use unicode_normalization::{is_nfc_quick, IsNormalized, UnicodeNormalization};
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use crate::error::{Error, Result};
 
@@ -66,12 +66,19 @@ pub fn check_siblings<'a>(names: impl IntoIterator<Item = &'a str>, dir: &str) -
     for name in names {
         if let Some(p) = prev {
             if p.as_bytes() >= name.as_bytes() {
-                let reason = if p == name { "duplicate name" } else { "names not in byte order" };
+                let reason = if p == name {
+                    "duplicate name"
+                } else {
+                    "names not in byte order"
+                };
                 return Err(Error::path(join(dir, name), reason));
             }
         }
         if !folded.insert(fold(name)) {
-            return Err(Error::path(join(dir, name), "differs from another name in the same directory only by case"));
+            return Err(Error::path(
+                join(dir, name),
+                "differs from another name in the same directory only by case",
+            ));
         }
         prev = Some(name);
     }
@@ -80,7 +87,11 @@ pub fn check_siblings<'a>(names: impl IntoIterator<Item = &'a str>, dir: &str) -
 
 /// `dir/name`, or `name` at the top.
 pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
 }
 
 /// Splits and checks a relative site path such as `2014/02/a.html`.
@@ -108,8 +119,17 @@ mod tests {
     #[test]
     fn hostile_paths_are_rejected() {
         for p in [
-            "../etc/passwd", "/etc/passwd", "a//b", "a/./b", "a/../b", "a\\b", "a\0b", "", "a/",
-            "a\nb", "cafe\u{301}.html",
+            "../etc/passwd",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "a/../b",
+            "a\\b",
+            "a\0b",
+            "",
+            "a/",
+            "a\nb",
+            "cafe\u{301}.html",
         ] {
             assert!(split(p).is_err(), "{p:?} accepted");
         }
@@ -121,7 +141,13 @@ mod tests {
 
     #[test]
     fn ordinary_and_cjk_paths_are_accepted() {
-        for p in ["index.html", "2014/02/article.html", "标签/新闻.html", "café.html", ".well-known/x"] {
+        for p in [
+            "index.html",
+            "2014/02/article.html",
+            "标签/新闻.html",
+            "café.html",
+            ".well-known/x",
+        ] {
             assert!(split(p).is_ok(), "{p:?} rejected");
         }
     }

@@ -6,9 +6,9 @@
 
 use std::collections::HashSet;
 
-use crate::cbor::{decode_canonical, Writer};
+use crate::cbor::{Writer, decode_canonical};
 use crate::error::{Error, Result};
-use crate::keys::{verify_strict, PublicKey, SecretKey};
+use crate::keys::{PublicKey, SecretKey, verify_strict};
 
 /// Algorithm tag for Ed25519 signatures.
 pub const ALG_ED25519: u64 = 1;
@@ -37,7 +37,9 @@ impl Role {
     }
 
     fn from_label(s: &str) -> Option<Role> {
-        [Role::Root, Role::Keyset, Role::Snapshot, Role::Head].into_iter().find(|r| r.label() == s)
+        [Role::Root, Role::Keyset, Role::Snapshot, Role::Head]
+            .into_iter()
+            .find(|r| r.label() == s)
     }
 }
 
@@ -69,13 +71,22 @@ impl Signed {
     /// Signs `body` as `role` with each key.
     pub fn sign(role: Role, body: Vec<u8>, keys: &[&SecretKey]) -> Signed {
         let msg = signing_input(role, &body);
-        let sigs = keys.iter().map(|k| Signature { key: k.public(), sig: k.sign(&msg) }).collect();
+        let sigs = keys
+            .iter()
+            .map(|k| Signature {
+                key: k.public(),
+                sig: k.sign(&msg),
+            })
+            .collect();
         Signed { role, body, sigs }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.array(3).text(self.role.label()).bytes(&self.body).array(self.sigs.len() as u64);
+        w.array(3)
+            .text(self.role.label())
+            .bytes(&self.body)
+            .array(self.sigs.len() as u64);
         for s in &self.sigs {
             w.array(3).u64(ALG_ED25519).bytes(&s.key.0).bytes(&s.sig);
         }
@@ -100,7 +111,10 @@ impl Signed {
                 let got = Role::from_label(label)
                     .ok_or_else(|| Error::decode(what, format!("unknown role {label:?}")))?;
                 if got != role {
-                    return Err(Error::decode(what, format!("holds a {label} document, expected {}", role.label())));
+                    return Err(Error::decode(
+                        what,
+                        format!("holds a {label} document, expected {}", role.label()),
+                    ));
                 }
                 let body = r.bytes(MAX_ENVELOPE)?.to_vec();
                 let n = r.array(MAX_SIGNATURES)?;
@@ -109,13 +123,19 @@ impl Signed {
                     r.tuple(3)?;
                     let alg = r.u64()?;
                     if alg != ALG_ED25519 {
-                        return Err(Error::decode(what, format!("unknown signature algorithm {alg}")));
+                        return Err(Error::decode(
+                            what,
+                            format!("unknown signature algorithm {alg}"),
+                        ));
                     }
                     let key = PublicKey(r.bytes32()?);
                     let raw = r.bytes(64)?;
-                    let sig: [u8; 64] = raw
-                        .try_into()
-                        .map_err(|_| Error::decode(what, format!("signature of {} bytes, expected 64", raw.len())))?;
+                    let sig: [u8; 64] = raw.try_into().map_err(|_| {
+                        Error::decode(
+                            what,
+                            format!("signature of {} bytes, expected 64", raw.len()),
+                        )
+                    })?;
                     sigs.push(Signature { key, sig });
                 }
                 Ok(Signed { role, body, sigs })
@@ -143,16 +163,27 @@ impl Signed {
     }
 
     /// Requires signatures from at least `threshold` distinct allowed keys.
-    pub fn require(&self, threshold: u64, what: &str, allowed: impl Fn(&PublicKey) -> bool) -> Result<HashSet<PublicKey>> {
+    pub fn require(
+        &self,
+        threshold: u64,
+        what: &str,
+        allowed: impl Fn(&PublicKey) -> bool,
+    ) -> Result<HashSet<PublicKey>> {
         let signers = self.valid_signers(allowed);
         if (signers.len() as u64) < threshold {
             let reason = if self.sigs.is_empty() {
                 "no signatures".to_string()
             } else if signers.is_empty() {
                 let keys: Vec<String> = self.sigs.iter().map(|s| s.key.short()).collect();
-                format!("no valid signature by a trusted key (signed by unknown, revoked or expired key {})", keys.join(", "))
+                format!(
+                    "no valid signature by a trusted key (signed by unknown, revoked or expired key {})",
+                    keys.join(", ")
+                )
             } else {
-                format!("{} valid signature(s) from distinct trusted keys, threshold is {threshold}", signers.len())
+                format!(
+                    "{} valid signature(s) from distinct trusted keys, threshold is {threshold}",
+                    signers.len()
+                )
             };
             return Err(Error::verify(what, reason));
         }
@@ -181,7 +212,13 @@ mod tests {
         let mut s = Signed::sign(Role::Head, vec![0xa0], &[&k]);
         s.role = Role::Snapshot;
         assert!(s.require(1, "snapshot", |_| true).is_err());
-        assert!(Signed::decode(&Signed::sign(Role::Head, vec![], &[&k]).encode(), Role::Snapshot).is_err());
+        assert!(
+            Signed::decode(
+                &Signed::sign(Role::Head, vec![], &[&k]).encode(),
+                Role::Snapshot
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -203,7 +240,12 @@ mod tests {
         let k = SecretKey::from_seed([3; 32], KeyKind::Signing);
         let mut bytes = Signed::sign(Role::Head, vec![0xa0], &[&k]).encode();
         bytes.push(0);
-        assert!(Signed::decode(&bytes, Role::Head).unwrap_err().to_string().contains("trailing"));
+        assert!(
+            Signed::decode(&bytes, Role::Head)
+                .unwrap_err()
+                .to_string()
+                .contains("trailing")
+        );
         let good = Signed::sign(Role::Head, vec![0xa0], &[&k]).encode();
         let pos = good.iter().rposition(|&b| b == 0x83).unwrap();
         let mut alg = good.clone();

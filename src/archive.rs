@@ -1,0 +1,611 @@
+//! Single-file bundles: a whole snapshot, or a delta since an older one, in one
+//! zstd stream that can be verified while it is read.
+//!
+//! Layout: 8 magic bytes, a version byte, then one zstd frame holding records
+//! in a fixed order: an optional base (delta), root envelopes, the keyset,
+//! snapshot and head envelopes, tree nodes (parents first), objects, and an end
+//! record. Every record's length is checked against a limit known before it
+//! is read: fixed caps for metadata, and sizes from signed trees for trees and
+//! objects. Decompression therefore never produces more than the signed
+//! metadata allows (no compression bombs).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+
+use crate::error::{Error, IoContext, Result};
+use crate::hash::{ContentHash, ObjectHasher, sha256};
+use crate::keys::Anchor;
+use crate::layout;
+use crate::meta::{EntryKind, MAX_TREE, TreeRef};
+use crate::repo::Repo;
+use crate::sign::MAX_ENVELOPE;
+use crate::source::{self, Source, check_tree_bytes};
+use crate::trust::{self, Advance, Metadata, Verified};
+
+/// The first bytes of every bundle file.
+pub const MAGIC: [u8; 8] = *b"\x89SZB\r\n\x1a\n";
+/// Bundle format version (the byte after the magic).
+pub const VERSION: u8 = 1;
+/// Largest zstd window accepted when reading (128 MiB).
+pub const WINDOW_LOG_MAX: u32 = 27;
+
+const T_BASE: u8 = b'B';
+const T_ROOT: u8 = b'R';
+const T_KEYSET: u8 = b'K';
+const T_SNAPSHOT: u8 = b'S';
+const T_HEAD: u8 = b'H';
+const T_TREE: u8 = b'T';
+const T_OBJECT: u8 = b'O';
+const T_END: u8 = b'E';
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct ExportReport {
+    pub seq: u64,
+    pub since: Option<u64>,
+    pub trees: u64,
+    pub objects: u64,
+    pub object_bytes: u64,
+    pub file_bytes: u64,
+}
+
+/// The anchor a repository itself claims (its own genesis root). Used only
+/// where the repository is the publisher's own (export), never to decide trust.
+pub fn self_anchor(repo: &Repo) -> Result<Anchor> {
+    let p = repo.path(&layout::root(1));
+    let genesis = std::fs::read(&p).at(&p)?;
+    let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
+    Ok(Anchor {
+        site: sha256(&env.body),
+        genesis: Some(genesis),
+    })
+}
+
+/// Writes the repository's newest snapshot (or the part new since `since`) to `out`.
+pub fn export(
+    repo_path: &Path,
+    out: &Path,
+    since: Option<u64>,
+    level: i32,
+) -> Result<ExportReport> {
+    let repo = Repo::open(repo_path)?;
+    let anchor = self_anchor(&repo)?;
+    let v = repo
+        .current(&anchor)?
+        .ok_or_else(|| Error::Usage(format!("{}: nothing published yet", repo_path.display())))?;
+    let src = repo.source();
+    let mut base_trees = HashSet::new();
+    let mut base_objects = HashSet::new();
+    let mut base = None;
+    if let Some(seq) = since {
+        if seq >= v.snapshot.seq {
+            return Err(Error::Usage(format!(
+                "--since {seq}: the newest snapshot is seq {}; nothing to export",
+                v.snapshot.seq
+            )));
+        }
+        let (snap, id) = repo.find_seq(&v, seq)?;
+        let listing = source::list(&src, &snap)?;
+        base_trees.extend(listing.trees.iter().map(|(t, _)| t.hash));
+        base_objects.extend(listing.files.iter().map(|f| f.hash));
+        base = Some((seq, id));
+    }
+    let listing = source::list(&src, &v.snapshot)?;
+
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".samizdat-export-")
+        .tempfile_in(dir)
+        .at(dir)?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    w.write_all(&MAGIC).at(tmp.path())?;
+    w.write_all(&[VERSION]).at(tmp.path())?;
+    let mut z = zstd::stream::write::Encoder::new(w, level).at(tmp.path())?;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    // Multithreading and a long window: site HTML repeats across files, and one
+    // stream with a 128 MiB window finds those repeats (what `tar | zstd` gets).
+    let _ = z.multithread(workers);
+    let _ = z.long_distance_matching(true);
+    let _ = z.window_log(WINDOW_LOG_MAX);
+    let mut report = ExportReport {
+        seq: v.snapshot.seq,
+        since,
+        trees: 0,
+        objects: 0,
+        object_bytes: 0,
+        file_bytes: v.snapshot.bytes,
+    };
+    let e = |err: std::io::Error| Error::io(out, err);
+
+    if let Some((seq, id)) = base {
+        z.write_all(&[T_BASE]).map_err(e)?;
+        z.write_all(&seq.to_be_bytes()).map_err(e)?;
+        z.write_all(id.as_bytes()).map_err(e)?;
+    }
+    let doc = |z: &mut dyn Write, tag: u8, b: &[u8]| -> std::io::Result<()> {
+        z.write_all(&[tag])?;
+        z.write_all(&(b.len() as u32).to_be_bytes())?;
+        z.write_all(b)
+    };
+    for r in &v.raw.roots {
+        doc(&mut z, T_ROOT, r).map_err(e)?;
+    }
+    doc(&mut z, T_KEYSET, &v.raw.keyset).map_err(e)?;
+    doc(&mut z, T_SNAPSHOT, &v.raw.snapshot).map_err(e)?;
+    doc(&mut z, T_HEAD, &v.raw.head).map_err(e)?;
+
+    let mut done = HashSet::new();
+    for (t, _) in &listing.trees {
+        if base_trees.contains(&t.hash) || !done.insert(t.hash) {
+            continue;
+        }
+        let bytes = src
+            .fetch(&layout::tree(&t.hash), t.len)?
+            .ok_or_else(|| Error::NotFound {
+                what: layout::tree(&t.hash),
+            })?;
+        z.write_all(&[T_TREE]).map_err(e)?;
+        z.write_all(t.hash.as_bytes()).map_err(e)?;
+        z.write_all(&t.len.to_be_bytes()).map_err(e)?;
+        z.write_all(&bytes).map_err(e)?;
+        report.trees += 1;
+    }
+    let mut done = HashSet::new();
+    for f in &listing.files {
+        if base_objects.contains(&f.hash) || !done.insert(f.hash) {
+            continue;
+        }
+        z.write_all(&[T_OBJECT]).map_err(e)?;
+        z.write_all(f.hash.as_bytes()).map_err(e)?;
+        z.write_all(&f.size.to_be_bytes()).map_err(e)?;
+        let p = repo.path(&layout::object(&f.hash));
+        let mut obj = File::open(&p).at(&p)?.take(f.size);
+        let n = std::io::copy(&mut obj, &mut z).map_err(e)?;
+        if n != f.size {
+            return Err(Error::verify(
+                p.display().to_string(),
+                format!("object is {n} bytes, expected {}", f.size),
+            ));
+        }
+        report.objects += 1;
+        report.object_bytes += f.size;
+    }
+    z.write_all(&[T_END]).map_err(e)?;
+    z.write_all(&report.trees.to_be_bytes()).map_err(e)?;
+    z.write_all(&report.objects.to_be_bytes()).map_err(e)?;
+    let w = z.finish().map_err(e)?;
+    w.into_inner()
+        .map_err(|err| e(err.into_error()))?
+        .sync_all()
+        .map_err(e)?;
+    tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
+    Ok(report)
+}
+
+/// What a bundle held, once read and verified.
+#[derive(Debug)]
+pub struct BundleInfo {
+    pub verified: Verified,
+    /// For a delta: the sequence number and id of the snapshot it builds on.
+    pub base: Option<(u64, ContentHash)>,
+    pub trees: u64,
+    pub objects: u64,
+    pub object_bytes: u64,
+    /// Whether the target already had this snapshot.
+    pub already_current: bool,
+}
+
+struct Stream<R: Read> {
+    r: R,
+    name: String,
+    objects: u64,
+}
+
+impl<R: Read> Stream<R> {
+    fn truncated(&self, during: &str) -> Error {
+        Error::decode(
+            &self.name,
+            format!(
+                "truncated: the bundle ends inside {during} (after {} objects)",
+                self.objects
+            ),
+        )
+    }
+    fn exact(&mut self, buf: &mut [u8], during: &str) -> Result<()> {
+        self.r.read_exact(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => self.truncated(during),
+            _ => Error::decode(&self.name, format!("{during}: {e}")),
+        })
+    }
+    fn u8(&mut self, during: &str) -> Result<u8> {
+        let mut b = [0u8; 1];
+        self.exact(&mut b, during)?;
+        Ok(b[0])
+    }
+    fn u32(&mut self, during: &str) -> Result<u32> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b, during)?;
+        Ok(u32::from_be_bytes(b))
+    }
+    fn u64(&mut self, during: &str) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b, during)?;
+        Ok(u64::from_be_bytes(b))
+    }
+    fn hash(&mut self, during: &str) -> Result<ContentHash> {
+        let mut b = [0u8; 32];
+        self.exact(&mut b, during)?;
+        Ok(ContentHash::from_array(b))
+    }
+    fn doc(&mut self, during: &str) -> Result<Vec<u8>> {
+        let len = self.u32(during)? as usize;
+        if len > MAX_ENVELOPE {
+            return Err(Error::decode(
+                &self.name,
+                format!("{during} of {len} bytes exceeds the {MAX_ENVELOPE}-byte limit"),
+            ));
+        }
+        let mut v = vec![0u8; len];
+        self.exact(&mut v, during)?;
+        Ok(v)
+    }
+}
+
+/// Reads and verifies the bundle at `file` against `anchor`.
+///
+/// With a `target` repository, the bundle must be newer than the target's
+/// current snapshot (no rollback, same publisher), a delta's base must be in
+/// the target, and on success every verified tree and object is moved into the
+/// target and its head replaced. On any failure the target is unchanged.
+/// Without a target, the bundle is only verified.
+pub fn read(file: &Path, anchor: &Anchor, target: Option<&Repo>) -> Result<BundleInfo> {
+    let name = file.display().to_string();
+    let f = File::open(file).at(file)?;
+    let mut raw = BufReader::with_capacity(1 << 20, f);
+    let mut head = [0u8; 9];
+    raw.read_exact(&mut head)
+        .map_err(|_| Error::decode(&name, "too short to be a samizdat bundle"))?;
+    if head[..8] != MAGIC {
+        return Err(Error::decode(
+            &name,
+            "not a samizdat bundle (bad magic bytes)",
+        ));
+    }
+    if head[8] != VERSION {
+        return Err(Error::decode(
+            &name,
+            format!(
+                "bundle format version {} is not supported (this build reads {VERSION})",
+                head[8]
+            ),
+        ));
+    }
+    let mut dec =
+        zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::decode(&name, e))?;
+    dec.window_log_max(WINDOW_LOG_MAX)
+        .map_err(|e| Error::decode(&name, e))?;
+    let dec = dec.single_frame();
+    let mut s = Stream {
+        r: dec,
+        name: name.clone(),
+        objects: 0,
+    };
+
+    // Metadata: optional base, roots, keyset, snapshot, head.
+    let mut tag = s.u8("the first record")?;
+    let mut base = None;
+    if tag == T_BASE {
+        let seq = s.u64("the base record")?;
+        base = Some((seq, s.hash("the base record")?));
+        tag = s.u8("the record after the base")?;
+    }
+    let mut meta = Metadata::default();
+    while tag == T_ROOT {
+        if meta.roots.len() as u64 >= trust::MAX_ROOTS {
+            return Err(Error::decode(&name, "too many root records"));
+        }
+        meta.roots.push(s.doc("a root record")?);
+        tag = s.u8("the record after the roots")?;
+    }
+    let expect = |tag: u8, want: u8, what: &str| -> Result<()> {
+        if tag != want {
+            return Err(Error::decode(
+                &name,
+                format!("expected {what} record, found tag {:?}", tag as char),
+            ));
+        }
+        Ok(())
+    };
+    expect(tag, T_KEYSET, "a keyset")?;
+    meta.keyset = s.doc("the keyset record")?;
+    expect(s.u8("the snapshot record")?, T_SNAPSHOT, "a snapshot")?;
+    meta.snapshot = s.doc("the snapshot record")?;
+    expect(s.u8("the head record")?, T_HEAD, "a head")?;
+    meta.head = s.doc("the head record")?;
+    let verified = trust::verify(anchor, meta)?;
+
+    // Against the target: same publisher, newer, and the delta's base present.
+    let current = match target {
+        Some(repo) => repo.current(anchor)?,
+        None => None,
+    };
+    let mut already_current = false;
+    if let Some(cur) = &current {
+        already_current = trust::check_advance(cur, &verified)? == Advance::Same;
+    }
+    if let Some((seq, id)) = base {
+        match target {
+            None => {
+                return Err(Error::Usage(format!(
+                    "{name}: a delta bundle (changes since seq {seq}); import it into a repository that has seq {seq}"
+                )));
+            }
+            Some(repo) if !repo.has(&layout::snapshot(&id)) => {
+                return Err(Error::Usage(format!(
+                    "{name}: a delta since seq {seq}, but {} does not have that snapshot; import a full bundle first",
+                    repo.base().display()
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    let has_local = |rel: &str| target.is_some_and(|r| r.has(rel));
+
+    let staging = match target {
+        Some(repo) => Some(
+            tempfile::Builder::new()
+                .prefix("import-")
+                .tempdir_in(repo.tmp_dir())
+                .at(repo.tmp_dir())?,
+        ),
+        None => None,
+    };
+    let stage_path = |kind: &str, h: &ContentHash| {
+        staging
+            .as_ref()
+            .map(|d| d.path().join(format!("{kind}-{}", h.to_hex())))
+    };
+
+    // Trees, parents first: each must be named by the snapshot or a tree already read.
+    let mut pending_trees: HashMap<ContentHash, (u64, String)> = HashMap::new();
+    pending_trees.insert(
+        verified.snapshot.root.hash,
+        (verified.snapshot.root.len, String::new()),
+    );
+    let mut pending_objects: HashMap<ContentHash, (u64, String)> = HashMap::new();
+    let mut staged_trees = Vec::new();
+    let mut received: HashSet<ContentHash> = HashSet::new();
+    // Per tree: its own files and bytes, and its subtrees, to check the totals.
+    let mut sums: HashMap<ContentHash, (u64, u64, Vec<ContentHash>)> = HashMap::new();
+    let mut tag = s.u8("the first tree record")?;
+    while tag == T_TREE {
+        let h = s.hash("a tree record")?;
+        let len = s.u64("a tree record")?;
+        let Some((want, dir)) = pending_trees.remove(&h) else {
+            return Err(Error::verify(
+                &name,
+                format!("tree {h} is not referenced by the snapshot"),
+            ));
+        };
+        if len != want || len > MAX_TREE as u64 {
+            return Err(Error::verify(
+                &name,
+                format!("tree {h} of /{dir} is {len} bytes, the signed size is {want}"),
+            ));
+        }
+        let mut buf = vec![0u8; len as usize];
+        s.exact(&mut buf, "a tree record")?;
+        let tree = check_tree_bytes(&buf, &TreeRef { hash: h, len }, &dir)?;
+        received.insert(h);
+        let (mut files, mut bytes, mut subs) = (0u64, 0u64, Vec::new());
+        for e in tree.entries {
+            let p = crate::path::join(&dir, &e.name);
+            match e.kind {
+                EntryKind::Dir(t) => {
+                    subs.push(t.hash);
+                    if !received.contains(&t.hash) {
+                        pending_trees.insert(t.hash, (t.len, p));
+                    }
+                }
+                EntryKind::File { hash, size, .. } => {
+                    files += 1;
+                    bytes = bytes.saturating_add(size);
+                    let prior = pending_objects.entry(hash).or_insert((size, p.clone()));
+                    if prior.0 != size {
+                        return Err(Error::verify(
+                            p,
+                            "the same object is listed with two different sizes",
+                        ));
+                    }
+                }
+            }
+        }
+        sums.insert(h, (files, bytes, subs));
+        if let Some(dest) = stage_path("tree", &h) {
+            std::fs::write(&dest, &buf).at(&dest)?;
+        }
+        staged_trees.push(h);
+        tag = s.u8("the record after a tree")?;
+    }
+    // Trees the bundle left out must already be in the target (a delta's unchanged subtrees).
+    for (h, (_, dir)) in &pending_trees {
+        if base.is_none() || !has_local(&layout::tree(h)) {
+            return Err(Error::verify(
+                &name,
+                format!("tree {h} of /{dir} is missing from the bundle"),
+            ));
+        }
+    }
+    if base.is_none() {
+        let (files, bytes) = totals(&verified.snapshot.root.hash, &sums, &mut HashMap::new(), 0)?;
+        if files != verified.snapshot.files || bytes != verified.snapshot.bytes {
+            return Err(Error::verify(
+                &name,
+                "the trees do not add up to the file count and size the snapshot declares",
+            ));
+        }
+    }
+
+    // Objects: each named by a tree, streamed with its signed size and hashed.
+    let mut staged_objects = Vec::new();
+    let mut object_bytes = 0u64;
+    let mut buf = vec![0u8; 256 * 1024];
+    while tag == T_OBJECT {
+        let h = s.hash("an object record")?;
+        let len = s.u64("an object record")?;
+        let Some((want, path)) = pending_objects.remove(&h) else {
+            return Err(Error::verify(
+                &name,
+                format!("object {h} is not referenced by the snapshot, or appears twice"),
+            ));
+        };
+        if len != want {
+            return Err(Error::verify(
+                &name,
+                format!("object {h} (/{path}) is {len} bytes, the signed size is {want}"),
+            ));
+        }
+        let mut out = match stage_path("obj", &h) {
+            Some(p) => Some((File::create(&p).at(&p)?, p)),
+            None => None,
+        };
+        let mut hasher = ObjectHasher::new();
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(buf.len() as u64) as usize;
+            s.exact(&mut buf[..n], "an object")?;
+            hasher.update(&buf[..n]);
+            if let Some((f, p)) = &mut out {
+                f.write_all(&buf[..n]).at(&*p)?;
+            }
+            left -= n as u64;
+        }
+        if hasher.finish() != h {
+            return Err(Error::verify(
+                format!("object {h} (/{path})"),
+                "content does not match its hash (tampered)",
+            ));
+        }
+        s.objects += 1;
+        object_bytes += len;
+        staged_objects.push(h);
+        tag = s.u8("the record after an object")?;
+    }
+    if tag != T_END {
+        return Err(Error::decode(
+            &name,
+            format!(
+                "unexpected record tag {:?} (records out of order?)",
+                tag as char
+            ),
+        ));
+    }
+    let nt = s.u64("the end record")?;
+    let no = s.u64("the end record")?;
+    if nt != staged_trees.len() as u64 || no != s.objects {
+        return Err(Error::verify(
+            &name,
+            "end record counts do not match the records read",
+        ));
+    }
+    for (h, (_, p)) in &pending_objects {
+        if base.is_none() || !has_local(&layout::object(h)) {
+            return Err(Error::verify(
+                &name,
+                format!("object {h} (/{p}) is missing from the bundle"),
+            ));
+        }
+    }
+    // Nothing may follow the zstd frame.
+    let mut rest = s.r.finish();
+    let mut extra = [0u8; 1];
+    if rest.read(&mut extra).at(file)? != 0 {
+        return Err(Error::decode(
+            &name,
+            "trailing bytes after the end of the bundle",
+        ));
+    }
+
+    if let (Some(repo), Some(stage)) = (target, &staging) {
+        if !already_current {
+            for h in &staged_trees {
+                install_staged(
+                    repo,
+                    &stage.path().join(format!("tree-{}", h.to_hex())),
+                    &layout::tree(h),
+                )?;
+            }
+            for h in &staged_objects {
+                install_staged(
+                    repo,
+                    &stage.path().join(format!("obj-{}", h.to_hex())),
+                    &layout::object(h),
+                )?;
+            }
+            // Everything the new snapshot needs must now be in the repository.
+            let listing = source::list(&repo.source(), &verified.snapshot)?;
+            for f in &listing.files {
+                if !repo.has(&layout::object(&f.hash)) {
+                    return Err(Error::verify(
+                        &name,
+                        format!("object {} (/{}) is missing", f.hash, f.path),
+                    ));
+                }
+            }
+            repo.publish(&verified)?;
+        } else if verified.head.issued > current.as_ref().map_or(0, |c| c.head.issued) {
+            // Same snapshot, fresher head: take the head.
+            repo.publish(&verified)?;
+        }
+    }
+    Ok(BundleInfo {
+        verified,
+        base,
+        trees: staged_trees.len() as u64,
+        objects: s.objects,
+        object_bytes,
+        already_current,
+    })
+}
+
+/// Files and bytes under tree `h`, counting repeated subtrees each time.
+fn totals(
+    h: &ContentHash,
+    sums: &HashMap<ContentHash, (u64, u64, Vec<ContentHash>)>,
+    memo: &mut HashMap<ContentHash, (u64, u64)>,
+    depth: usize,
+) -> Result<(u64, u64)> {
+    if let Some(v) = memo.get(h) {
+        return Ok(*v);
+    }
+    if depth > crate::path::MAX_DEPTH {
+        return Err(Error::verify(
+            format!("tree {h}"),
+            "nested deeper than 64 levels",
+        ));
+    }
+    let (mut f, mut b, subs) = sums
+        .get(h)
+        .ok_or_else(|| Error::verify(format!("tree {h}"), "missing from the bundle"))?
+        .clone();
+    for s in &subs {
+        let (sf, sb) = totals(s, sums, memo, depth + 1)?;
+        f = f.saturating_add(sf);
+        b = b.saturating_add(sb);
+    }
+    memo.insert(*h, (f, b));
+    Ok((f, b))
+}
+
+fn install_staged(repo: &Repo, staged: &Path, rel: &str) -> Result<()> {
+    let dest = repo.path(rel);
+    if dest.exists() {
+        return Ok(());
+    }
+    std::fs::rename(staged, &dest).at(&dest)
+}

@@ -1,0 +1,227 @@
+//! A repository on local disk: the write side.
+//!
+//! Content-addressed files (objects, trees, snapshots, roots, keysets) are
+//! written once, through a temporary file in `tmp/` and a rename, and never
+//! change. The only mutable file is `head`. A new state is published in order:
+//! objects and trees, one file-system sync, then roots, keyset and snapshot,
+//! another sync, and last the head (fsync, rename, directory fsync). A reader
+//! at any instant sees the old head or the new one, and everything either
+//! names is already on disk.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fsutil;
+use crate::hash::ContentHash;
+use crate::keys::Anchor;
+use crate::layout;
+use crate::meta::Snapshot;
+use crate::sign::{Role, Signed};
+use crate::source::{self, DirSource};
+use crate::trust::{Metadata, Verified};
+
+/// A writable repository directory.
+pub struct Repo {
+    base: PathBuf,
+}
+
+impl Repo {
+    /// Opens an existing repository.
+    pub fn open(base: &Path) -> Result<Repo> {
+        if !base.join(layout::MARKER).is_file() {
+            return Err(Error::Usage(format!(
+                "{}: not a samizdat repository (no `{}` file)",
+                base.display(),
+                layout::MARKER
+            )));
+        }
+        let repo = Repo {
+            base: base.to_path_buf(),
+        };
+        repo.clean_tmp();
+        Ok(repo)
+    }
+
+    /// Opens a repository, creating it if `base` does not exist or is empty.
+    pub fn open_or_create(base: &Path) -> Result<Repo> {
+        if base.join(layout::MARKER).is_file() {
+            return Repo::open(base);
+        }
+        if base.exists() && fs::read_dir(base).at(base)?.next().is_some() {
+            return Err(Error::Usage(format!(
+                "{}: exists, is not empty and is not a samizdat repository; choose a new directory",
+                base.display()
+            )));
+        }
+        for top in ["objects", "trees"] {
+            for i in 0..=255u8 {
+                fsutil::mkdirs(&base.join(top).join(format!("{i:02x}")))?;
+            }
+        }
+        for d in ["roots", "keysets", "snapshots", "tmp", "local"] {
+            fsutil::mkdirs(&base.join(d))?;
+        }
+        fsutil::write_atomic(
+            &base.join(layout::MARKER),
+            layout::MARKER_TEXT.as_bytes(),
+            0o644,
+        )?;
+        Ok(Repo {
+            base: base.to_path_buf(),
+        })
+    }
+
+    /// Removes leftovers of interrupted writes: they were never renamed into
+    /// place, so nothing refers to them.
+    fn clean_tmp(&self) {
+        let tmp = self.base.join("tmp");
+        if let Ok(rd) = fs::read_dir(&tmp) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
+        let _ = fs::create_dir_all(&tmp);
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel)
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.base.join("tmp")
+    }
+
+    pub fn source(&self) -> DirSource {
+        DirSource::new(&self.base)
+    }
+
+    pub fn has(&self, rel: &str) -> bool {
+        self.base.join(rel).exists()
+    }
+
+    /// Writes an immutable file unless it already exists. Not synced: the
+    /// caller syncs the whole batch with [`Repo::sync`].
+    pub fn put(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let dest = self.base.join(rel);
+        if dest.exists() {
+            return Ok(());
+        }
+        let mut tmp = self.temp_file()?;
+        tmp.write_all(data).at(tmp.path())?;
+        self.install(tmp, rel)
+    }
+
+    /// A new temporary file in `tmp/`, removed if dropped before [`Repo::install`].
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let dir = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix("w-")
+            .tempfile_in(&dir)
+            .at(&dir)
+    }
+
+    /// Moves a finished temporary file to `rel`.
+    pub fn install(&self, tmp: tempfile::NamedTempFile, rel: &str) -> Result<()> {
+        let dest = self.base.join(rel);
+        if let Some(parent) = dest.parent() {
+            if !parent.exists() {
+                fsutil::mkdirs(parent)?;
+            }
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(0o644))
+                .at(tmp.path())?;
+        }
+        tmp.persist(&dest).map_err(|e| Error::io(dest, e.error))?;
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    pub fn sync(&self) -> Result<()> {
+        fsutil::sync_filesystem(&self.base)
+    }
+
+    /// Publishes a verified state: metadata files, then the head, each step
+    /// durable before the next. Objects and trees must already be in place.
+    pub fn publish(&self, v: &Verified) -> Result<()> {
+        self.publish_raw(
+            &v.raw,
+            &v.snapshot_id,
+            v.roots.len() as u64,
+            v.keyset.version,
+        )
+    }
+
+    pub(crate) fn publish_raw(
+        &self,
+        raw: &Metadata,
+        snapshot_id: &ContentHash,
+        roots: u64,
+        keyset: u64,
+    ) -> Result<()> {
+        self.sync()?;
+        for (i, r) in raw.roots.iter().enumerate() {
+            debug_assert!(i as u64 + 1 <= roots);
+            self.put(&layout::root(i as u64 + 1), r)?;
+        }
+        self.put(&layout::keyset(keyset), &raw.keyset)?;
+        self.put(&layout::snapshot(snapshot_id), &raw.snapshot)?;
+        self.sync()?;
+        fsutil::write_atomic(&self.path(layout::HEAD), &raw.head, 0o644)
+    }
+
+    /// The verified current state, or `None` if nothing was published yet.
+    pub fn current(&self, anchor: &Anchor) -> Result<Option<Verified>> {
+        if !self.has(layout::HEAD) {
+            return Ok(None);
+        }
+        source::load_verified(&self.source(), anchor).map(Some)
+    }
+
+    /// A snapshot stored in this repository, by id.
+    pub fn snapshot(&self, id: &ContentHash) -> Result<Option<(Snapshot, Vec<u8>)>> {
+        let p = self.path(&layout::snapshot(id));
+        let bytes = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(p, e)),
+        };
+        let env = Signed::decode(&bytes, Role::Snapshot)?;
+        Ok(Some((Snapshot::decode(&env.body)?, bytes)))
+    }
+
+    /// Follows the `prev` chain from `from` to the snapshot with sequence `seq`.
+    pub fn find_seq(&self, from: &Verified, seq: u64) -> Result<(Snapshot, ContentHash)> {
+        let mut cur = (from.snapshot.clone(), from.snapshot_id);
+        loop {
+            if cur.0.seq == seq {
+                return Ok(cur);
+            }
+            if cur.0.seq < seq {
+                break;
+            }
+            let Some(prev) = cur.0.prev else { break };
+            match self.snapshot(&prev)? {
+                Some((s, _)) => cur = (s, prev),
+                None => break,
+            }
+        }
+        Err(Error::NotFound {
+            what: format!("{}: snapshot with seq {seq}", self.base.display()),
+        })
+    }
+}
