@@ -555,7 +555,10 @@ impl Tree {
                             len: r.u64()?,
                         }),
                         (k, l) => {
-                            return Err(Error::decode(W, format!("entry kind {k} with {l} fields")));
+                            return Err(Error::decode(
+                                W,
+                                format!("entry kind {k} with {l} fields"),
+                            ));
                         }
                     };
                     entries.push(Entry { name, kind });

@@ -1,1 +1,7 @@
-//! Integration tests.
+//! Integration tests: one binary (see Cargo.toml `autotests = false`).
+
+mod support;
+
+mod attacks;
+mod cli;
+mod roundtrip;
