@@ -115,7 +115,13 @@ impl HttpSource {
         let resp = tokio::time::timeout(CONNECT_TIMEOUT, self.client.request(req))
             .await
             .map_err(|_| fail("no response within 15 s".into()))?
-            .map_err(|e| fail(describe_client_error(&e)))?;
+            .map_err(|e| {
+                let mut why = describe_client_error(&e);
+                if why.contains("certificate") {
+                    why.push_str(" (content is verified by signature, not by TLS; for a self-signed mirror pass --ca FILE, or use its http:// URL)");
+                }
+                fail(why)
+            })?;
         let status = resp.status();
         if status == hyper::StatusCode::NOT_FOUND || status == hyper::StatusCode::GONE {
             return Ok(false);

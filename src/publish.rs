@@ -632,7 +632,8 @@ pub fn bundle(
     let total: u64 = todo.iter().map(|&i| files[i].stat.size).sum();
     let pb = progress_bar(opts.progress, total, "hashing");
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<(ContentHash, u64, bool)>)>> =
+    type Stored = (usize, Result<(ContentHash, u64, bool)>);
+    let results: Mutex<Vec<Stored>> =
         Mutex::new(Vec::with_capacity(todo.len()));
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())

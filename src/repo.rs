@@ -175,7 +175,7 @@ impl Repo {
     ) -> Result<()> {
         self.sync()?;
         for (i, r) in raw.roots.iter().enumerate() {
-            debug_assert!(i as u64 + 1 <= roots);
+            debug_assert!((i as u64) < roots);
             self.put(&layout::root(i as u64 + 1), r)?;
         }
         self.put(&layout::keyset(keyset), &raw.keyset)?;

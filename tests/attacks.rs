@@ -612,12 +612,8 @@ fn extract_refuses_traversal_duplicates_and_case_collisions_in_signed_trees() {
         (vec![""], "empty name"),
         (vec!["same", "same"], "duplicate"),
         (vec!["Readme", "readme"], "only by case"),
-        (vec!["x"; 1].iter().map(|_| "n").collect::<Vec<_>>(), ""),
     ];
     for (names, reason) in cases {
-        if reason.is_empty() {
-            continue;
-        }
         let dir = tempfile::tempdir().unwrap();
         let (_, _) = hostile_repo(dir.path(), names.iter().map(|n| file_entry(n)).collect());
         let out = dir.path().join("out");

@@ -1,7 +1,10 @@
 //! Integration tests: one binary (see Cargo.toml `autotests = false`).
 
+#![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test, with its location")]
+
 mod support;
 
 mod attacks;
 mod cli;
+mod http;
 mod roundtrip;
