@@ -384,3 +384,67 @@ pub fn walk(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A small tmpfs mounted for one test (needs root, as in CI); unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("full-disk test not run: cannot mount a tmpfs here (needs root)");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
+    let Some(disk) = SmallDisk::mount("2m") else { return };
+    let c = Cli::new();
+    let repo = disk.dir.path().join("repo");
+    let bundle = |c: &Cli| samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &p(&repo)]);
+    bundle(&c).ok();
+    // A file larger than the disk.
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(c.path("site/video.bin"), big).unwrap();
+    bundle(&c).fails_with("No space left on device");
+    let v = samizdat(["verify", &p(&repo), "--trust", &c.pubkey()]).ok();
+    assert!(v.stdout.contains("seq 1"), "{}", v.stdout);
+    let tmp_left = std::fs::read_dir(repo.join("tmp")).unwrap().count();
+    assert_eq!(tmp_left, 0, "temporary files left behind");
+    // Extracting onto a full disk leaves no partial tree either.
+    std::fs::remove_file(c.path("site/video.bin")).unwrap();
+    let filler = disk.dir.path().join("filler");
+    let free = 2 * 1024 * 1024 - dir_size(disk.dir.path());
+    let _ = std::fs::write(&filler, vec![0u8; free.saturating_sub(8 * 1024) as usize]);
+    let out = disk.dir.path().join("out");
+    samizdat(["extract", &p(&repo), "--trust", &c.pubkey(), "--out", &p(&out)])
+        .fails_with("No space left on device");
+    assert!(!out.exists());
+    let stray: Vec<_> = std::fs::read_dir(disk.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".samizdat"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    walk(dir).iter().map(|(_, c)| c.len() as u64).sum()
+}
