@@ -633,8 +633,7 @@ pub fn bundle(
     let pb = progress_bar(opts.progress, total, "hashing");
     let next = AtomicUsize::new(0);
     type Stored = (usize, Result<(ContentHash, u64, bool)>);
-    let results: Mutex<Vec<Stored>> =
-        Mutex::new(Vec::with_capacity(todo.len()));
+    let results: Mutex<Vec<Stored>> = Mutex::new(Vec::with_capacity(todo.len()));
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .min(8);

@@ -23,8 +23,30 @@ use crate::source::{self, DirSource};
 use crate::trust::{Metadata, Verified};
 
 /// A writable repository directory.
+///
+/// Holds an exclusive lock on `local/lock` while it exists, so two writers
+/// (two `bundle` runs, or a bundle and an import) never interleave, and one
+/// never cleans up the other's temporary files.
 pub struct Repo {
     base: PathBuf,
+    _lock: fs::File,
+}
+
+fn lock(base: &Path) -> Result<fs::File> {
+    let path = base.join("local/lock");
+    if let Some(dir) = path.parent() {
+        fsutil::mkdirs(dir)?;
+    }
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .at(&path)?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        Error::Usage(format!("{}: another samizdat process is writing this repository; try again when it has finished", base.display()))
+    })?;
+    Ok(f)
 }
 
 impl Repo {
@@ -39,6 +61,7 @@ impl Repo {
         }
         let repo = Repo {
             base: base.to_path_buf(),
+            _lock: lock(base)?,
         };
         repo.clean_tmp();
         Ok(repo)
@@ -63,6 +86,7 @@ impl Repo {
         for d in ["roots", "keysets", "snapshots", "tmp", "local"] {
             fsutil::mkdirs(&base.join(d))?;
         }
+        let lock = lock(base)?;
         fsutil::write_atomic(
             &base.join(layout::MARKER),
             layout::MARKER_TEXT.as_bytes(),
@@ -70,6 +94,7 @@ impl Repo {
         )?;
         Ok(Repo {
             base: base.to_path_buf(),
+            _lock: lock,
         })
     }
 
@@ -223,5 +248,32 @@ impl Repo {
         Err(Error::NotFound {
             what: format!("{}: snapshot with seq {seq}", self.base.display()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_first_holds_the_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Repo::open_or_create(&dir.path().join("r")).unwrap();
+        let tmp = first.temp_file().unwrap();
+        let err = Repo::open(first.base()).err().expect("second writer must be refused").to_string();
+        assert!(err.contains("another samizdat process"), "{err}");
+        assert!(tmp.path().exists(), "the first writer's temp file was removed");
+        drop(first);
+        assert!(Repo::open(&dir.path().join("r")).is_ok());
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_removed_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        drop(Repo::open_or_create(&r).unwrap());
+        std::fs::write(r.join("tmp/w-interrupted"), b"half").unwrap();
+        let _repo = Repo::open(&r).unwrap();
+        assert!(!r.join("tmp/w-interrupted").exists());
     }
 }
