@@ -409,19 +409,34 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
 #[test]
 fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
-    let Some(disk) = SmallDisk::mount("2m") else { return };
+    let Some(disk) = SmallDisk::mount("2m") else {
+        return;
+    };
     let c = Cli::new();
     let repo = disk.dir.path().join("repo");
-    let bundle = |c: &Cli| samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &p(&repo)]);
+    let bundle = |c: &Cli| {
+        samizdat([
+            "bundle",
+            &c.s("site"),
+            "--keys",
+            &c.s("keys"),
+            "--repo",
+            &p(&repo),
+        ])
+    };
     bundle(&c).ok();
     // A file larger than the disk.
-    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let big: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(c.path("site/video.bin"), big).unwrap();
     bundle(&c).fails_with("No space left on device");
     let v = samizdat(["verify", &p(&repo), "--trust", &c.pubkey()]).ok();
@@ -434,8 +449,15 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
     let free = 2 * 1024 * 1024 - dir_size(disk.dir.path());
     let _ = std::fs::write(&filler, vec![0u8; free.saturating_sub(8 * 1024) as usize]);
     let out = disk.dir.path().join("out");
-    samizdat(["extract", &p(&repo), "--trust", &c.pubkey(), "--out", &p(&out)])
-        .fails_with("No space left on device");
+    samizdat([
+        "extract",
+        &p(&repo),
+        "--trust",
+        &c.pubkey(),
+        "--out",
+        &p(&out),
+    ])
+    .fails_with("No space left on device");
     assert!(!out.exists());
     let stray: Vec<_> = std::fs::read_dir(disk.dir.path())
         .unwrap()
