@@ -21,7 +21,7 @@ use crate::layout;
 use crate::meta::{EntryKind, MAX_TREE, TreeRef};
 use crate::repo::Repo;
 use crate::sign::MAX_ENVELOPE;
-use crate::source::{self, Source, check_tree_bytes};
+use crate::source::{self, DirSource, Source, check_tree_bytes};
 use crate::trust::{self, Advance, Metadata, Verified};
 
 /// The first bytes of every bundle file.
@@ -51,11 +51,64 @@ pub struct ExportReport {
     pub file_bytes: u64,
 }
 
-/// The anchor a repository itself claims (its own genesis root). Used only
-/// where the repository is the publisher's own (export), never to decide trust.
-pub fn self_anchor(repo: &Repo) -> Result<Anchor> {
-    let p = repo.path(&layout::root(1));
-    let genesis = std::fs::read(&p).at(&p)?;
+/// Writes the repository's newest snapshot (or the part new since `since`) to
+/// `out`, through a temporary file that is renamed into place when complete.
+/// Only reads the repository, so it needs no lock and may run during a bundle.
+pub fn export(
+    repo_path: &Path,
+    out: &Path,
+    since: Option<u64>,
+    level: i32,
+) -> Result<ExportReport> {
+    if !repo_path.join(layout::MARKER).is_file() && !repo_path.join(layout::HEAD).is_file() {
+        return Err(Error::Usage(format!(
+            "{}: not a samizdat repository",
+            repo_path.display()
+        )));
+    }
+    let src = DirSource::new(repo_path);
+    let anchor = source_anchor(&src)?;
+    let v = match source::load_verified(&src, &anchor) {
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::Usage(format!(
+                "{}: nothing published yet",
+                repo_path.display()
+            )));
+        }
+        r => r?,
+    };
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".samizdat-export-")
+        .tempfile_in(dir)
+        .at(dir)?;
+    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let (report, w) = write_bundle(&src, &v, since, w, level, workers).map_err(|e| match e {
+        Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => {
+            Error::io(out, source)
+        }
+        e => e,
+    })?;
+    w.into_inner()
+        .map_err(|err| Error::io(out, err.into_error()))?
+        .sync_all()
+        .at(out)?;
+    tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
+    Ok(report)
+}
+
+/// The anchor a repository claims for itself (its own genesis root). Used
+/// only to re-read a repository this process already trusts, never to decide trust.
+pub fn source_anchor(src: &dyn Source) -> Result<Anchor> {
+    let genesis = src
+        .fetch(&layout::root(1), MAX_ENVELOPE as u64)?
+        .ok_or_else(|| Error::NotFound {
+            what: format!("{}/{}", src.name(), layout::root(1)),
+        })?;
     let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
     Ok(Anchor {
         site: sha256(&env.body),
@@ -63,19 +116,16 @@ pub fn self_anchor(repo: &Repo) -> Result<Anchor> {
     })
 }
 
-/// Writes the repository's newest snapshot (or the part new since `since`) to `out`.
-pub fn export(
-    repo_path: &Path,
-    out: &Path,
+/// Streams a bundle of `v` (or a delta since `since`) from `src` into `w`.
+/// Returns the writer after the zstd frame is finished.
+pub fn write_bundle<W: Write>(
+    src: &dyn Source,
+    v: &Verified,
     since: Option<u64>,
+    w: W,
     level: i32,
-) -> Result<ExportReport> {
-    let repo = Repo::open(repo_path)?;
-    let anchor = self_anchor(&repo)?;
-    let v = repo
-        .current(&anchor)?
-        .ok_or_else(|| Error::Usage(format!("{}: nothing published yet", repo_path.display())))?;
-    let src = repo.source();
+    workers: u32,
+) -> Result<(ExportReport, W)> {
     let mut base_trees = HashSet::new();
     let mut base_objects = HashSet::new();
     let mut base = None;
@@ -86,30 +136,25 @@ pub fn export(
                 v.snapshot.seq
             )));
         }
-        let (snap, id) = repo.find_seq(&v, seq)?;
-        let listing = source::list(&src, &snap)?;
+        let (snap, id) = source::find_seq(src, v, seq)?;
+        let listing = source::list(src, &snap)?;
         base_trees.extend(listing.trees.iter().map(|(t, _)| t.hash));
         base_objects.extend(listing.files.iter().map(|f| f.hash));
         base = Some((seq, id));
     }
-    let listing = source::list(&src, &v.snapshot)?;
+    let listing = source::list(src, &v.snapshot)?;
+    let name = format!("bundle of {}", src.name());
+    let e = |err: std::io::Error| Error::io(&name, err);
 
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".samizdat-export-")
-        .tempfile_in(dir)
-        .at(dir)?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    w.write_all(&MAGIC).at(tmp.path())?;
-    w.write_all(&[VERSION]).at(tmp.path())?;
-    let mut z = zstd::stream::write::Encoder::new(w, level).at(tmp.path())?;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    let mut w = w;
+    w.write_all(&MAGIC).map_err(e)?;
+    w.write_all(&[VERSION]).map_err(e)?;
+    let mut z = zstd::stream::write::Encoder::new(w, level).map_err(e)?;
     // Multithreading and a long window: site HTML repeats across files, and one
     // stream with a 128 MiB window finds those repeats (what `tar | zstd` gets).
-    let _ = z.multithread(workers);
+    if workers > 1 {
+        let _ = z.multithread(workers);
+    }
     let _ = z.long_distance_matching(true);
     let _ = z.window_log(WINDOW_LOG_MAX);
     let mut report = ExportReport {
@@ -120,7 +165,6 @@ pub fn export(
         object_bytes: 0,
         file_bytes: v.snapshot.bytes,
     };
-    let e = |err: std::io::Error| Error::io(out, err);
 
     if let Some((seq, id)) = base {
         z.write_all(&[T_BASE]).map_err(e)?;
@@ -140,14 +184,14 @@ pub fn export(
     doc(&mut z, T_HEAD, &v.raw.head).map_err(e)?;
 
     let mut done = HashSet::new();
-    for (t, _) in &listing.trees {
+    for (t, dir) in &listing.trees {
         if base_trees.contains(&t.hash) || !done.insert(t.hash) {
             continue;
         }
         let bytes = src
             .fetch(&layout::tree(&t.hash), t.len)?
             .ok_or_else(|| Error::NotFound {
-                what: layout::tree(&t.hash),
+                what: format!("tree {} of /{dir}", t.hash),
             })?;
         z.write_all(&[T_TREE]).map_err(e)?;
         z.write_all(t.hash.as_bytes()).map_err(e)?;
@@ -163,14 +207,16 @@ pub fn export(
         z.write_all(&[T_OBJECT]).map_err(e)?;
         z.write_all(f.hash.as_bytes()).map_err(e)?;
         z.write_all(&f.size.to_be_bytes()).map_err(e)?;
-        let p = repo.path(&layout::object(&f.hash));
-        let mut obj = File::open(&p).at(&p)?.take(f.size);
-        let n = std::io::copy(&mut obj, &mut z).map_err(e)?;
-        if n != f.size {
-            return Err(Error::verify(
-                p.display().to_string(),
-                format!("object is {n} bytes, expected {}", f.size),
-            ));
+        // The object is hashed as it streams: a bundle never carries a
+        // damaged object, even from a damaged repository.
+        let r = source::read_object(src, &f.hash, f.size, &mut |b| z.write_all(b).map_err(e));
+        if let Err(err) = r {
+            return Err(match err {
+                Error::Verify { what, reason } => {
+                    Error::verify(format!("{what} (/{})", f.path), reason)
+                }
+                other => other,
+            });
         }
         report.objects += 1;
         report.object_bytes += f.size;
@@ -179,12 +225,7 @@ pub fn export(
     z.write_all(&report.trees.to_be_bytes()).map_err(e)?;
     z.write_all(&report.objects.to_be_bytes()).map_err(e)?;
     let w = z.finish().map_err(e)?;
-    w.into_inner()
-        .map_err(|err| e(err.into_error()))?
-        .sync_all()
-        .map_err(e)?;
-    tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
-    Ok(report)
+    Ok((report, w))
 }
 
 /// What a bundle held, once read and verified.
@@ -264,9 +305,19 @@ impl<R: Read> Stream<R> {
 /// target and its head replaced. On any failure the target is unchanged.
 /// Without a target, the bundle is only verified.
 pub fn read(file: &Path, anchor: &Anchor, target: Option<&Repo>) -> Result<BundleInfo> {
-    let name = file.display().to_string();
     let f = File::open(file).at(file)?;
-    let mut raw = BufReader::with_capacity(1 << 20, f);
+    read_stream(f, &file.display().to_string(), anchor, target)
+}
+
+/// [`read`] over any byte stream (a file, an HTTP body); `name` is used in messages.
+pub fn read_stream<R: Read>(
+    input: R,
+    name: &str,
+    anchor: &Anchor,
+    target: Option<&Repo>,
+) -> Result<BundleInfo> {
+    let name = name.to_string();
+    let mut raw = BufReader::with_capacity(1 << 20, input);
     let mut head = [0u8; 9];
     raw.read_exact(&mut head)
         .map_err(|_| Error::decode(&name, "too short to be a samizdat bundle"))?;
@@ -524,7 +575,7 @@ pub fn read(file: &Path, anchor: &Anchor, target: Option<&Repo>) -> Result<Bundl
     // Nothing may follow the zstd frame.
     let mut rest = s.r.finish();
     let mut extra = [0u8; 1];
-    if rest.read(&mut extra).at(file)? != 0 {
+    if rest.read(&mut extra).map_err(|e| Error::decode(&name, e))? != 0 {
         return Err(Error::decode(
             &name,
             "trailing bytes after the end of the bundle",

@@ -17,8 +17,6 @@ use crate::fsutil;
 use crate::hash::ContentHash;
 use crate::keys::Anchor;
 use crate::layout;
-use crate::meta::Snapshot;
-use crate::sign::{Role, Signed};
 use crate::source::{self, DirSource};
 use crate::trust::{Metadata, Verified};
 
@@ -216,39 +214,6 @@ impl Repo {
         }
         source::load_verified(&self.source(), anchor).map(Some)
     }
-
-    /// A snapshot stored in this repository, by id.
-    pub fn snapshot(&self, id: &ContentHash) -> Result<Option<(Snapshot, Vec<u8>)>> {
-        let p = self.path(&layout::snapshot(id));
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(p, e)),
-        };
-        let env = Signed::decode(&bytes, Role::Snapshot)?;
-        Ok(Some((Snapshot::decode(&env.body)?, bytes)))
-    }
-
-    /// Follows the `prev` chain from `from` to the snapshot with sequence `seq`.
-    pub fn find_seq(&self, from: &Verified, seq: u64) -> Result<(Snapshot, ContentHash)> {
-        let mut cur = (from.snapshot.clone(), from.snapshot_id);
-        loop {
-            if cur.0.seq == seq {
-                return Ok(cur);
-            }
-            if cur.0.seq < seq {
-                break;
-            }
-            let Some(prev) = cur.0.prev else { break };
-            match self.snapshot(&prev)? {
-                Some((s, _)) => cur = (s, prev),
-                None => break,
-            }
-        }
-        Err(Error::NotFound {
-            what: format!("{}: snapshot with seq {seq}", self.base.display()),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -260,9 +225,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = Repo::open_or_create(&dir.path().join("r")).unwrap();
         let tmp = first.temp_file().unwrap();
-        let err = Repo::open(first.base()).err().expect("second writer must be refused").to_string();
+        let err = Repo::open(first.base())
+            .err()
+            .expect("second writer must be refused")
+            .to_string();
         assert!(err.contains("another samizdat process"), "{err}");
-        assert!(tmp.path().exists(), "the first writer's temp file was removed");
+        assert!(
+            tmp.path().exists(),
+            "the first writer's temp file was removed"
+        );
         drop(first);
         assert!(Repo::open(&dir.path().join("r")).is_ok());
     }

@@ -340,3 +340,44 @@ pub fn verify_objects(
         })
         .collect()
 }
+
+/// A stored snapshot by id (`None` if the source does not have it). Only for
+/// sources already trusted (the caller's own store): the signature is not checked.
+pub fn stored_snapshot(
+    src: &dyn Source,
+    id: &ContentHash,
+) -> Result<Option<crate::meta::Snapshot>> {
+    let Some(bytes) = src.fetch(&layout::snapshot(id), MAX_ENVELOPE as u64)? else {
+        return Ok(None);
+    };
+    let env = Signed::decode(&bytes, Role::Snapshot)?;
+    if sha256(&env.body) != *id {
+        return Err(Error::verify(
+            format!("{}/{}", src.name(), layout::snapshot(id)),
+            "does not match its id",
+        ));
+    }
+    crate::meta::Snapshot::decode(&env.body).map(Some)
+}
+
+/// Follows the `prev` chain from `from` back to the snapshot with sequence `seq`.
+pub fn find_seq(
+    src: &dyn Source,
+    from: &Verified,
+    seq: u64,
+) -> Result<(crate::meta::Snapshot, ContentHash)> {
+    let mut cur = (from.snapshot.clone(), from.snapshot_id);
+    while cur.0.seq > seq {
+        let Some(prev) = cur.0.prev else { break };
+        match stored_snapshot(src, &prev)? {
+            Some(s) => cur = (s, prev),
+            None => break,
+        }
+    }
+    if cur.0.seq == seq {
+        return Ok(cur);
+    }
+    Err(Error::NotFound {
+        what: format!("{}: snapshot with seq {seq}", src.name()),
+    })
+}
