@@ -8,3 +8,4 @@ mod attacks;
 mod cli;
 mod http;
 mod roundtrip;
+mod vectors;
