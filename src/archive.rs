@@ -54,49 +54,27 @@ pub struct ExportReport {
 /// Writes the repository's newest snapshot (or the part new since `since`) to
 /// `out`, through a temporary file that is renamed into place when complete.
 /// Only reads the repository, so it needs no lock and may run during a bundle.
-pub fn export(
-    repo_path: &Path,
-    out: &Path,
-    since: Option<u64>,
-    level: i32,
-) -> Result<ExportReport> {
+pub fn export(repo_path: &Path, out: &Path, since: Option<u64>, level: i32) -> Result<ExportReport> {
     if !repo_path.join(layout::MARKER).is_file() && !repo_path.join(layout::HEAD).is_file() {
-        return Err(Error::Usage(format!(
-            "{}: not a samizdat repository",
-            repo_path.display()
-        )));
+        return Err(Error::Usage(format!("{}: not a samizdat repository", repo_path.display())));
     }
     let src = DirSource::new(repo_path);
     let anchor = source_anchor(&src)?;
     let v = match source::load_verified(&src, &anchor) {
         Err(Error::NotFound { .. }) => {
-            return Err(Error::Usage(format!(
-                "{}: nothing published yet",
-                repo_path.display()
-            )));
+            return Err(Error::Usage(format!("{}: nothing published yet", repo_path.display())));
         }
         r => r?,
     };
-    let dir = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new()
-        .prefix(".samizdat-export-")
-        .tempfile_in(dir)
-        .at(dir)?;
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new().prefix(".samizdat-export-").tempfile_in(dir).at(dir)?;
     let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let (report, w) = write_bundle(&src, &v, since, w, level, workers).map_err(|e| match e {
-        Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => {
-            Error::io(out, source)
-        }
+        Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => Error::io(out, source),
         e => e,
     })?;
-    w.into_inner()
-        .map_err(|err| Error::io(out, err.into_error()))?
-        .sync_all()
-        .at(out)?;
+    w.into_inner().map_err(|err| Error::io(out, err.into_error()))?.sync_all().at(out)?;
     tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
     Ok(report)
 }
@@ -106,14 +84,9 @@ pub fn export(
 pub fn source_anchor(src: &dyn Source) -> Result<Anchor> {
     let genesis = src
         .fetch(&layout::root(1), MAX_ENVELOPE as u64)?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("{}/{}", src.name(), layout::root(1)),
-        })?;
+        .ok_or_else(|| Error::NotFound { what: format!("{}/{}", src.name(), layout::root(1)) })?;
     let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
-    Ok(Anchor {
-        site: sha256(&env.body),
-        genesis: Some(genesis),
-    })
+    Ok(Anchor { site: sha256(&env.body), genesis: Some(genesis) })
 }
 
 /// Streams a bundle of `v` (or a delta since `since`) from `src` into `w`.
@@ -190,9 +163,7 @@ pub fn write_bundle<W: Write>(
         }
         let bytes = src
             .fetch(&layout::tree(&t.hash), t.len)?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("tree {} of /{dir}", t.hash),
-            })?;
+            .ok_or_else(|| Error::NotFound { what: format!("tree {} of /{dir}", t.hash) })?;
         z.write_all(&[T_TREE]).map_err(e)?;
         z.write_all(t.hash.as_bytes()).map_err(e)?;
         z.write_all(&t.len.to_be_bytes()).map_err(e)?;
@@ -212,9 +183,7 @@ pub fn write_bundle<W: Write>(
         let r = source::read_object(src, &f.hash, f.size, &mut |b| z.write_all(b).map_err(e));
         if let Err(err) = r {
             return Err(match err {
-                Error::Verify { what, reason } => {
-                    Error::verify(format!("{what} (/{})", f.path), reason)
-                }
+                Error::Verify { what, reason } => Error::verify(format!("{what} (/{})", f.path), reason),
                 other => other,
             });
         }
@@ -251,10 +220,7 @@ impl<R: Read> Stream<R> {
     fn truncated(&self, during: &str) -> Error {
         Error::decode(
             &self.name,
-            format!(
-                "truncated: the bundle ends inside {during} (after {} objects)",
-                self.objects
-            ),
+            format!("truncated: the bundle ends inside {during} (after {} objects)", self.objects),
         )
     }
     fn exact(&mut self, buf: &mut [u8], during: &str) -> Result<()> {
@@ -297,6 +263,18 @@ impl<R: Read> Stream<R> {
     }
 }
 
+/// How a bundle read into a repository installs what it verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Install {
+    /// Stage everything and install only when the whole bundle verified: a
+    /// failed import or push leaves nothing behind.
+    Atomic,
+    /// Install each tree and object as soon as it verified against signed
+    /// metadata (after the signatures and the rollback check passed), so an
+    /// interrupted sync keeps what it already fetched and can resume.
+    AsVerified,
+}
+
 /// Reads and verifies the bundle at `file` against `anchor`.
 ///
 /// With a `target` repository, the bundle must be newer than the target's
@@ -306,7 +284,7 @@ impl<R: Read> Stream<R> {
 /// Without a target, the bundle is only verified.
 pub fn read(file: &Path, anchor: &Anchor, target: Option<&Repo>) -> Result<BundleInfo> {
     let f = File::open(file).at(file)?;
-    read_stream(f, &file.display().to_string(), anchor, target)
+    read_stream(f, &file.display().to_string(), anchor, target, Install::Atomic)
 }
 
 /// [`read`] over any byte stream (a file, an HTTP body); `name` is used in messages.
@@ -315,37 +293,25 @@ pub fn read_stream<R: Read>(
     name: &str,
     anchor: &Anchor,
     target: Option<&Repo>,
+    install: Install,
 ) -> Result<BundleInfo> {
     let name = name.to_string();
     let mut raw = BufReader::with_capacity(1 << 20, input);
     let mut head = [0u8; 9];
-    raw.read_exact(&mut head)
-        .map_err(|_| Error::decode(&name, "too short to be a samizdat bundle"))?;
+    raw.read_exact(&mut head).map_err(|_| Error::decode(&name, "too short to be a samizdat bundle"))?;
     if head[..8] != MAGIC {
-        return Err(Error::decode(
-            &name,
-            "not a samizdat bundle (bad magic bytes)",
-        ));
+        return Err(Error::decode(&name, "not a samizdat bundle (bad magic bytes)"));
     }
     if head[8] != VERSION {
         return Err(Error::decode(
             &name,
-            format!(
-                "bundle format version {} is not supported (this build reads {VERSION})",
-                head[8]
-            ),
+            format!("bundle format version {} is not supported (this build reads {VERSION})", head[8]),
         ));
     }
-    let mut dec =
-        zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::decode(&name, e))?;
-    dec.window_log_max(WINDOW_LOG_MAX)
-        .map_err(|e| Error::decode(&name, e))?;
+    let mut dec = zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::decode(&name, e))?;
+    dec.window_log_max(WINDOW_LOG_MAX).map_err(|e| Error::decode(&name, e))?;
     let dec = dec.single_frame();
-    let mut s = Stream {
-        r: dec,
-        name: name.clone(),
-        objects: 0,
-    };
+    let mut s = Stream { r: dec, name: name.clone(), objects: 0 };
 
     // Metadata: optional base, roots, keyset, snapshot, head.
     let mut tag = s.u8("the first record")?;
@@ -365,10 +331,7 @@ pub fn read_stream<R: Read>(
     }
     let expect = |tag: u8, want: u8, what: &str| -> Result<()> {
         if tag != want {
-            return Err(Error::decode(
-                &name,
-                format!("expected {what} record, found tag {:?}", tag as char),
-            ));
+            return Err(Error::decode(&name, format!("expected {what} record, found tag {:?}", tag as char)));
         }
         Ok(())
     };
@@ -408,26 +371,18 @@ pub fn read_stream<R: Read>(
     let has_local = |rel: &str| target.is_some_and(|r| r.has(rel));
 
     let staging = match target {
-        Some(repo) => Some(
-            tempfile::Builder::new()
-                .prefix("import-")
-                .tempdir_in(repo.tmp_dir())
-                .at(repo.tmp_dir())?,
-        ),
-        None => None,
+        Some(repo) if install == Install::Atomic => {
+            Some(tempfile::Builder::new().prefix("import-").tempdir_in(repo.tmp_dir()).at(repo.tmp_dir())?)
+        }
+        _ => None,
     };
     let stage_path = |kind: &str, h: &ContentHash| {
-        staging
-            .as_ref()
-            .map(|d| d.path().join(format!("{kind}-{}", h.to_hex())))
+        staging.as_ref().map(|d| d.path().join(format!("{kind}-{}", h.to_hex())))
     };
 
     // Trees, parents first: each must be named by the snapshot or a tree already read.
     let mut pending_trees: HashMap<ContentHash, (u64, String)> = HashMap::new();
-    pending_trees.insert(
-        verified.snapshot.root.hash,
-        (verified.snapshot.root.len, String::new()),
-    );
+    pending_trees.insert(verified.snapshot.root.hash, (verified.snapshot.root.len, String::new()));
     let mut pending_objects: HashMap<ContentHash, (u64, String)> = HashMap::new();
     let mut staged_trees = Vec::new();
     let mut received: HashSet<ContentHash> = HashSet::new();
@@ -438,10 +393,7 @@ pub fn read_stream<R: Read>(
         let h = s.hash("a tree record")?;
         let len = s.u64("a tree record")?;
         let Some((want, dir)) = pending_trees.remove(&h) else {
-            return Err(Error::verify(
-                &name,
-                format!("tree {h} is not referenced by the snapshot"),
-            ));
+            return Err(Error::verify(&name, format!("tree {h} is not referenced by the snapshot")));
         };
         if len != want || len > MAX_TREE as u64 {
             return Err(Error::verify(
@@ -468,10 +420,7 @@ pub fn read_stream<R: Read>(
                     bytes = bytes.saturating_add(size);
                     let prior = pending_objects.entry(hash).or_insert((size, p.clone()));
                     if prior.0 != size {
-                        return Err(Error::verify(
-                            p,
-                            "the same object is listed with two different sizes",
-                        ));
+                        return Err(Error::verify(p, "the same object is listed with two different sizes"));
                     }
                 }
             }
@@ -479,20 +428,21 @@ pub fn read_stream<R: Read>(
         sums.insert(h, (files, bytes, subs));
         if let Some(dest) = stage_path("tree", &h) {
             std::fs::write(&dest, &buf).at(&dest)?;
+        } else if let (Some(repo), false) = (target, already_current) {
+            repo.put(&layout::tree(&h), &buf)?;
         }
         staged_trees.push(h);
         tag = s.u8("the record after a tree")?;
     }
-    // Trees the bundle left out must already be in the target (a delta's unchanged subtrees).
+    // Trees the bundle left out must already be in the target: a delta's
+    // unchanged subtrees, or what an earlier interrupted sync installed.
+    let used_local_trees = !pending_trees.is_empty();
     for (h, (_, dir)) in &pending_trees {
-        if base.is_none() || !has_local(&layout::tree(h)) {
-            return Err(Error::verify(
-                &name,
-                format!("tree {h} of /{dir} is missing from the bundle"),
-            ));
+        if !has_local(&layout::tree(h)) {
+            return Err(Error::verify(&name, format!("tree {h} of /{dir} is missing from the bundle")));
         }
     }
-    if base.is_none() {
+    if !used_local_trees {
         let (files, bytes) = totals(&verified.snapshot.root.hash, &sums, &mut HashMap::new(), 0)?;
         if files != verified.snapshot.files || bytes != verified.snapshot.bytes {
             return Err(Error::verify(
@@ -521,17 +471,24 @@ pub fn read_stream<R: Read>(
                 format!("object {h} (/{path}) is {len} bytes, the signed size is {want}"),
             ));
         }
-        let mut out = match stage_path("obj", &h) {
-            Some(p) => Some((File::create(&p).at(&p)?, p)),
-            None => None,
-        };
+        // Where the bytes go while they are checked: a staging file, a
+        // temporary file installed once verified, or nowhere (verify only).
+        let mut out: Option<(File, std::path::PathBuf, Option<tempfile::NamedTempFile>)> =
+            match (stage_path("obj", &h), target) {
+                (Some(p), _) => Some((File::create(&p).at(&p)?, p, None)),
+                (None, Some(repo)) if !already_current && !repo.has(&layout::object(&h)) => {
+                    let t = repo.temp_file()?;
+                    Some((t.as_file().try_clone().at(t.path())?, t.path().to_path_buf(), Some(t)))
+                }
+                _ => None,
+            };
         let mut hasher = ObjectHasher::new();
         let mut left = len;
         while left > 0 {
             let n = left.min(buf.len() as u64) as usize;
             s.exact(&mut buf[..n], "an object")?;
             hasher.update(&buf[..n]);
-            if let Some((f, p)) = &mut out {
+            if let Some((f, p, _)) = &mut out {
                 f.write_all(&buf[..n]).at(&*p)?;
             }
             left -= n as u64;
@@ -542,6 +499,9 @@ pub fn read_stream<R: Read>(
                 "content does not match its hash (tampered)",
             ));
         }
+        if let (Some((_, _, Some(tmp))), Some(repo)) = (out, target) {
+            repo.install(tmp, &layout::object(&h))?;
+        }
         s.objects += 1;
         object_bytes += len;
         staged_objects.push(h);
@@ -550,62 +510,49 @@ pub fn read_stream<R: Read>(
     if tag != T_END {
         return Err(Error::decode(
             &name,
-            format!(
-                "unexpected record tag {:?} (records out of order?)",
-                tag as char
-            ),
+            format!("unexpected record tag {:?} (records out of order?)", tag as char),
         ));
     }
     let nt = s.u64("the end record")?;
     let no = s.u64("the end record")?;
     if nt != staged_trees.len() as u64 || no != s.objects {
-        return Err(Error::verify(
-            &name,
-            "end record counts do not match the records read",
-        ));
+        return Err(Error::verify(&name, "end record counts do not match the records read"));
     }
     for (h, (_, p)) in &pending_objects {
-        if base.is_none() || !has_local(&layout::object(h)) {
-            return Err(Error::verify(
-                &name,
-                format!("object {h} (/{p}) is missing from the bundle"),
-            ));
+        if !has_local(&layout::object(h)) {
+            return Err(Error::verify(&name, format!("object {h} (/{p}) is missing from the bundle")));
         }
     }
     // Nothing may follow the zstd frame.
     let mut rest = s.r.finish();
     let mut extra = [0u8; 1];
     if rest.read(&mut extra).map_err(|e| Error::decode(&name, e))? != 0 {
-        return Err(Error::decode(
-            &name,
-            "trailing bytes after the end of the bundle",
-        ));
+        return Err(Error::decode(&name, "trailing bytes after the end of the bundle"));
     }
 
-    if let (Some(repo), Some(stage)) = (target, &staging) {
+    if let Some(repo) = target {
         if !already_current {
-            for h in &staged_trees {
-                install_staged(
-                    repo,
-                    &stage.path().join(format!("tree-{}", h.to_hex())),
-                    &layout::tree(h),
-                )?;
-            }
-            for h in &staged_objects {
-                install_staged(
-                    repo,
-                    &stage.path().join(format!("obj-{}", h.to_hex())),
-                    &layout::object(h),
-                )?;
+            if let Some(stage) = &staging {
+                for h in &staged_trees {
+                    install_staged(
+                        repo,
+                        &stage.path().join(format!("tree-{}", h.to_hex())),
+                        &layout::tree(h),
+                    )?;
+                }
+                for h in &staged_objects {
+                    install_staged(
+                        repo,
+                        &stage.path().join(format!("obj-{}", h.to_hex())),
+                        &layout::object(h),
+                    )?;
+                }
             }
             // Everything the new snapshot needs must now be in the repository.
             let listing = source::list(&repo.source(), &verified.snapshot)?;
             for f in &listing.files {
                 if !repo.has(&layout::object(&f.hash)) {
-                    return Err(Error::verify(
-                        &name,
-                        format!("object {} (/{}) is missing", f.hash, f.path),
-                    ));
+                    return Err(Error::verify(&name, format!("object {} (/{}) is missing", f.hash, f.path)));
                 }
             }
             repo.publish(&verified)?;
@@ -635,15 +582,10 @@ fn totals(
         return Ok(*v);
     }
     if depth > crate::path::MAX_DEPTH {
-        return Err(Error::verify(
-            format!("tree {h}"),
-            "nested deeper than 64 levels",
-        ));
+        return Err(Error::verify(format!("tree {h}"), "nested deeper than 64 levels"));
     }
-    let (mut f, mut b, subs) = sums
-        .get(h)
-        .ok_or_else(|| Error::verify(format!("tree {h}"), "missing from the bundle"))?
-        .clone();
+    let (mut f, mut b, subs) =
+        sums.get(h).ok_or_else(|| Error::verify(format!("tree {h}"), "missing from the bundle"))?.clone();
     for s in &subs {
         let (sf, sb) = totals(s, sums, memo, depth + 1)?;
         f = f.saturating_add(sf);

@@ -21,17 +21,11 @@ pub(crate) struct Reader<'b> {
 
 impl<'b> Reader<'b> {
     pub fn new(bytes: &'b [u8], what: &'static str) -> Self {
-        Reader {
-            d: Decoder::new(bytes),
-            what,
-        }
+        Reader { d: Decoder::new(bytes), what }
     }
 
     fn err(&self, reason: impl std::fmt::Display) -> Error {
-        Error::decode(
-            self.what,
-            format!("{reason} (at byte {})", self.d.position()),
-        )
+        Error::decode(self.what, format!("{reason} (at byte {})", self.d.position()))
     }
 
     fn wrap<T>(&self, r: Result<T, minicbor::decode::Error>) -> Result<T> {
@@ -106,8 +100,7 @@ impl<'b> Reader<'b> {
             let r = self.d.bytes();
             self.wrap(r)
         }?;
-        ContentHash::from_slice(b)
-            .ok_or_else(|| self.err(format!("hash of {} bytes, expected 32", b.len())))
+        ContentHash::from_slice(b).ok_or_else(|| self.err(format!("hash of {} bytes, expected 32", b.len())))
     }
 
     pub fn bytes32(&mut self) -> Result<[u8; 32]> {
@@ -147,10 +140,7 @@ impl<'b> Reader<'b> {
         let pos = self.d.position();
         let total = self.d.input().len();
         if pos != total {
-            return Err(Error::decode(
-                self.what,
-                format!("{} trailing bytes after the item", total - pos),
-            ));
+            return Err(Error::decode(self.what, format!("{} trailing bytes after the item", total - pos)));
         }
         Ok(())
     }
@@ -165,10 +155,7 @@ pub(crate) fn decode_canonical<T>(
     encode: impl FnOnce(&T) -> Vec<u8>,
 ) -> Result<T> {
     if bytes.len() > max_len {
-        return Err(Error::decode(
-            what,
-            format!("{} bytes exceeds the limit of {max_len}", bytes.len()),
-        ));
+        return Err(Error::decode(what, format!("{} bytes exceeds the limit of {max_len}", bytes.len())));
     }
     let mut r = Reader::new(bytes, what);
     let value = decode(&mut r)?;

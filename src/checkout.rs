@@ -26,27 +26,12 @@ pub struct Report {
 
 /// Verifies metadata, every tree and every object of `src`'s newest snapshot.
 /// Metadata and tree failures are errors; object failures are collected.
-pub fn verify(
-    src: &dyn Source,
-    anchor: &Anchor,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Report> {
+pub fn verify(src: &dyn Source, anchor: &Anchor, progress: &(dyn Fn(u64) + Sync)) -> Result<Report> {
     let verified = source::load_verified(src, anchor)?;
     let listing = source::list(src, &verified.snapshot)?;
     let failures = source::verify_objects(src, &listing.files, progress, &|_| {});
-    let objects = listing
-        .files
-        .iter()
-        .map(|f| f.hash)
-        .collect::<std::collections::HashSet<_>>()
-        .len() as u64;
-    Ok(Report {
-        files: verified.snapshot.files,
-        bytes: verified.snapshot.bytes,
-        objects,
-        failures,
-        verified,
-    })
+    let objects = listing.files.iter().map(|f| f.hash).collect::<std::collections::HashSet<_>>().len() as u64;
+    Ok(Report { files: verified.snapshot.files, bytes: verified.snapshot.bytes, objects, failures, verified })
 }
 
 /// Verifies a bundle file by importing it into a throwaway repository next to
@@ -56,10 +41,8 @@ pub fn unpack_bundle(
     anchor: &Anchor,
     scratch_parent: &Path,
 ) -> Result<(tempfile::TempDir, Repo, crate::archive::BundleInfo)> {
-    let dir = tempfile::Builder::new()
-        .prefix(".samizdat-unpack-")
-        .tempdir_in(scratch_parent)
-        .at(scratch_parent)?;
+    let dir =
+        tempfile::Builder::new().prefix(".samizdat-unpack-").tempdir_in(scratch_parent).at(scratch_parent)?;
     let repo = Repo::open_or_create(&dir.path().join("repo"))?;
     let info = crate::archive::read(file, anchor, Some(&repo))?;
     Ok((dir, repo, info))
@@ -74,8 +57,7 @@ pub fn unpack_bundle(
 /// file or symlink), and case collisions were rejected when trees were read.
 pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verified, u64)> {
     if out.symlink_metadata().is_ok() {
-        let empty_dir =
-            out.is_dir() && !out.is_symlink() && fs::read_dir(out).at(out)?.next().is_none();
+        let empty_dir = out.is_dir() && !out.is_symlink() && fs::read_dir(out).at(out)?.next().is_none();
         if !empty_dir {
             return Err(Error::Usage(format!(
                 "{}: already exists; extract into a new or empty directory",
@@ -85,15 +67,9 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
     }
     let verified = source::load_verified(src, anchor)?;
     let listing = source::list(src, &verified.snapshot)?;
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).at(parent)?;
-    let stage = tempfile::Builder::new()
-        .prefix(".samizdat-extract-")
-        .tempdir_in(parent)
-        .at(parent)?;
+    let stage = tempfile::Builder::new().prefix(".samizdat-extract-").tempdir_in(parent).at(parent)?;
     for d in &listing.dirs {
         if !d.is_empty() {
             let p = stage.path().join(d);
@@ -121,10 +97,7 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
                     let refs = &by_hash[h];
                     if let Err(error) = write_object(src, stage.path(), refs) {
                         let paths = refs.iter().map(|f| f.path.clone()).collect();
-                        failures
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push(Failure { paths, error });
+                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(Failure { paths, error });
                     }
                 }
             });
@@ -132,10 +105,7 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
     });
     let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(first) = failures.into_iter().next() {
-        return Err(Error::verify(
-            format!("/{}", first.paths.join(", /")),
-            first.error,
-        ));
+        return Err(Error::verify(format!("/{}", first.paths.join(", /")), first.error));
     }
     let stage_path = stage.keep();
     if out.exists() {
@@ -150,22 +120,12 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
 
 fn write_object(src: &dyn Source, stage: &Path, refs: &[&FileRef]) -> Result<()> {
     let first = stage.join(&refs[0].path);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&first)
-        .at(&first)?;
-    source::read_object(src, &refs[0].hash, refs[0].size, &mut |b| {
-        f.write_all(b).at(&first)
-    })?;
+    let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&first).at(&first)?;
+    source::read_object(src, &refs[0].hash, refs[0].size, &mut |b| f.write_all(b).at(&first))?;
     drop(f);
     for r in &refs[1..] {
         let p = stage.join(&r.path);
-        let mut dst = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-            .at(&p)?;
+        let mut dst = fs::OpenOptions::new().write(true).create_new(true).open(&p).at(&p)?;
         let mut srcf = fs::File::open(&first).at(&first)?;
         std::io::copy(&mut srcf, &mut dst).at(&p)?;
     }

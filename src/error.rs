@@ -41,28 +41,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn decode(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Decode {
-            what: what.into(),
-            reason: reason.to_string(),
-        }
+        Error::Decode { what: what.into(), reason: reason.to_string() }
     }
     pub(crate) fn verify(what: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Verify {
-            what: what.into(),
-            reason: reason.to_string(),
-        }
+        Error::Verify { what: what.into(), reason: reason.to_string() }
     }
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
     pub(crate) fn path(path: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        Error::Path {
-            path: path.into(),
-            reason: reason.to_string(),
-        }
+        Error::Path { path: path.into(), reason: reason.to_string() }
     }
 }
 

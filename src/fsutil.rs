@@ -9,20 +9,12 @@ use crate::error::{Error, IoContext, Result};
 /// Writes `data` to `path` through a temporary file in the same directory,
 /// flushed to disk and renamed into place, then syncs the directory.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .at(dir)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).at(dir)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(mode))
-            .at(tmp.path())?;
+        tmp.as_file().set_permissions(fs::Permissions::from_mode(mode)).at(tmp.path())?;
     }
     tmp.write_all(data).at(tmp.path())?;
     tmp.as_file().sync_all().at(tmp.path())?;

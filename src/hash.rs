@@ -82,8 +82,7 @@ impl ObjectHasher {
             self.in_block += take;
             data = &data[take..];
             if self.in_block == BLOCK {
-                self.leaves
-                    .push(std::mem::take(&mut self.block).finalize().into());
+                self.leaves.push(std::mem::take(&mut self.block).finalize().into());
                 self.in_block = 0;
             }
         }

@@ -44,30 +44,20 @@ pub struct HttpSource {
 
 impl HttpSource {
     pub fn new(base: &str, tls: &TlsOptions) -> Result<Self> {
-        let base = if base.ends_with('/') {
-            base.to_string()
-        } else {
-            format!("{base}/")
-        };
-        let _: hyper::Uri = base
-            .parse()
-            .map_err(|e| Error::Usage(format!("{base}: not a valid URL: {e}")))?;
+        let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
+        let _: hyper::Uri =
+            base.parse().map_err(|e| Error::Usage(format!("{base}: not a valid URL: {e}")))?;
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         if let Some(ca) = &tls.ca_file {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-                .map_err(|e| {
-                    Error::Usage(format!(
-                        "{}: cannot read CA certificates: {e}",
-                        ca.display()
-                    ))
-                })?
+                .map_err(|e| Error::Usage(format!("{}: cannot read CA certificates: {e}", ca.display())))?
                 .collect::<Result<_, _>>()
                 .map_err(|e| Error::Usage(format!("{}: bad PEM certificate: {e}", ca.display())))?;
             for c in certs {
-                roots.add(c).map_err(|e| {
-                    Error::Usage(format!("{}: unusable CA certificate: {e}", ca.display()))
-                })?;
+                roots
+                    .add(c)
+                    .map_err(|e| Error::Usage(format!("{}: unusable CA certificate: {e}", ca.display())))?;
             }
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -94,22 +84,11 @@ impl HttpSource {
         Ok(HttpSource { base, rt, client })
     }
 
-    async fn get(
-        &self,
-        url: &str,
-        max: u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<bool> {
-        let fail = |reason: String| Error::Fetch {
-            url: url.to_string(),
-            reason,
-        };
+    async fn get(&self, url: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
+        let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
         let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
         let req = hyper::Request::get(uri)
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("samizdat/", env!("CARGO_PKG_VERSION")),
-            )
+            .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
             .body(Empty::new())
             .map_err(|e| fail(e.to_string()))?;
         let resp = tokio::time::timeout(CONNECT_TIMEOUT, self.client.request(req))
@@ -127,9 +106,7 @@ impl HttpSource {
             return Ok(false);
         }
         if status.is_redirection() {
-            return Err(fail(format!(
-                "HTTP {status}: redirects are not followed; give the final URL"
-            )));
+            return Err(fail(format!("HTTP {status}: redirects are not followed; give the final URL")));
         }
         if status != hyper::StatusCode::OK {
             return Err(fail(format!("HTTP {status}")));
@@ -166,10 +143,7 @@ impl HttpSource {
             if let Ok(data) = frame.into_data() {
                 total += data.len() as u64;
                 if total > max {
-                    return Err(Error::verify(
-                        url,
-                        format!("larger than the {max} bytes allowed"),
-                    ));
+                    return Err(Error::verify(url, format!("larger than the {max} bytes allowed")));
                 }
                 sink(&data)?;
             }
@@ -201,12 +175,7 @@ impl Source for HttpSource {
         self.base.trim_end_matches('/').to_string()
     }
 
-    fn stream(
-        &self,
-        rel: &str,
-        max: u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<bool> {
+    fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
         let url = format!("{}{rel}", self.base);
         self.rt.block_on(self.get(&url, max, sink))
     }

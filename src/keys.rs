@@ -53,12 +53,7 @@ pub struct SecretKey {
 
 impl fmt::Debug for SecretKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SecretKey({:?}, public {:?}, secret redacted)",
-            self.kind,
-            self.public()
-        )
+        write!(f, "SecretKey({:?}, public {:?}, secret redacted)", self.kind, self.public())
     }
 }
 
@@ -68,18 +63,12 @@ impl SecretKey {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(seed.as_mut())
             .map_err(|e| Error::Usage(format!("operating system random source failed: {e}")))?;
-        Ok(SecretKey {
-            key: SigningKey::from_bytes(&seed),
-            kind,
-        })
+        Ok(SecretKey { key: SigningKey::from_bytes(&seed), kind })
     }
 
     /// A key from a fixed seed (test vectors only).
     pub fn from_seed(seed: [u8; 32], kind: KeyKind) -> Self {
-        SecretKey {
-            key: SigningKey::from_bytes(&seed),
-            kind,
-        }
+        SecretKey { key: SigningKey::from_bytes(&seed), kind }
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -131,32 +120,18 @@ impl SecretKey {
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         let header = lines.next().ok_or_else(|| bad("empty key file"))?;
         if header != kind.header() {
-            let other = if kind == KeyKind::Root {
-                KeyKind::Signing
-            } else {
-                KeyKind::Root
-            };
+            let other = if kind == KeyKind::Root { KeyKind::Signing } else { KeyKind::Root };
             if header == other.header() {
-                return Err(bad(&format!(
-                    "this is a {other:?} key, but a {kind:?} key is needed"
-                )));
+                return Err(bad(&format!("this is a {other:?} key, but a {kind:?} key is needed")));
             }
             return Err(bad("not a samizdat secret key file"));
         }
         let b64 = lines.next().ok_or_else(|| bad("missing key line"))?;
         let raw = zeroize::Zeroizing::new(
-            data_encoding::BASE64
-                .decode(b64.trim().as_bytes())
-                .map_err(|_| bad("key line is not base64"))?,
+            data_encoding::BASE64.decode(b64.trim().as_bytes()).map_err(|_| bad("key line is not base64"))?,
         );
-        let seed: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| bad("key is not 32 bytes"))?;
-        Ok(SecretKey {
-            key: SigningKey::from_bytes(&seed),
-            kind,
-        })
+        let seed: [u8; 32] = raw.as_slice().try_into().map_err(|_| bad("key is not 32 bytes"))?;
+        Ok(SecretKey { key: SigningKey::from_bytes(&seed), kind })
     }
 }
 
@@ -179,24 +154,15 @@ const FINGERPRINT_PREFIX: &str = "sz1";
 
 /// The short string a person pastes: `sz1` and the site id in lowercase base32.
 pub fn fingerprint(site: &SiteId) -> String {
-    format!(
-        "{FINGERPRINT_PREFIX}{}",
-        data_encoding::BASE32_NOPAD
-            .encode(site.as_bytes())
-            .to_lowercase()
-    )
+    format!("{FINGERPRINT_PREFIX}{}", data_encoding::BASE32_NOPAD.encode(site.as_bytes()).to_lowercase())
 }
 
 /// Parses a fingerprint back to a site id.
 pub fn parse_fingerprint(s: &str) -> Result<SiteId> {
     let bad = |r: &str| Error::Usage(format!("{s:?} is not a publisher fingerprint: {r}"));
-    let body = s
-        .trim()
-        .strip_prefix(FINGERPRINT_PREFIX)
-        .ok_or_else(|| bad("it must start with `sz1`"))?;
-    let raw = data_encoding::BASE32_NOPAD
-        .decode(body.to_uppercase().as_bytes())
-        .map_err(|_| bad("bad base32"))?;
+    let body = s.trim().strip_prefix(FINGERPRINT_PREFIX).ok_or_else(|| bad("it must start with `sz1`"))?;
+    let raw =
+        data_encoding::BASE32_NOPAD.decode(body.to_uppercase().as_bytes()).map_err(|_| bad("bad base32"))?;
     ContentHash::from_slice(&raw).ok_or_else(|| bad("wrong length"))
 }
 
@@ -214,21 +180,14 @@ impl Anchor {
     /// Encodes a `.pub` file: a header line with the fingerprint, then the
     /// genesis root envelope in base64.
     pub fn to_pub_file(site: &SiteId, genesis_envelope: &[u8]) -> String {
-        format!(
-            "{PUB_HEADER} {}\n{}\n",
-            fingerprint(site),
-            data_encoding::BASE64.encode(genesis_envelope)
-        )
+        format!("{PUB_HEADER} {}\n{}\n", fingerprint(site), data_encoding::BASE64.encode(genesis_envelope))
     }
 
     /// Reads `arg` as a `.pub` file path, or else as a fingerprint string.
     pub fn load(arg: &str) -> Result<Anchor> {
         let path = Path::new(arg);
         if arg.starts_with(FINGERPRINT_PREFIX) && !path.exists() {
-            return Ok(Anchor {
-                site: parse_fingerprint(arg)?,
-                genesis: None,
-            });
+            return Ok(Anchor { site: parse_fingerprint(arg)?, genesis: None });
         }
         let text = std::fs::read_to_string(path).at(path)?;
         Self::parse_pub(&text, arg)
@@ -238,28 +197,21 @@ impl Anchor {
         let bad = |r: &str| Error::decode(format!("publisher key {name}"), r);
         let mut lines = text.lines();
         let header = lines.next().ok_or_else(|| bad("empty file"))?;
-        let fp = header
-            .strip_prefix(PUB_HEADER)
-            .map(str::trim)
-            .ok_or_else(|| {
-                bad("not a samizdat .pub file (first line must start with samizdat-publisher-v1)")
-            })?;
+        let fp = header.strip_prefix(PUB_HEADER).map(str::trim).ok_or_else(|| {
+            bad("not a samizdat .pub file (first line must start with samizdat-publisher-v1)")
+        })?;
         let b64 = lines.next().ok_or_else(|| bad("missing key line"))?;
         if lines.any(|l| !l.trim().is_empty()) {
             return Err(bad("unexpected extra lines"));
         }
-        let genesis = data_encoding::BASE64
-            .decode(b64.trim().as_bytes())
-            .map_err(|_| bad("key line is not base64"))?;
+        let genesis =
+            data_encoding::BASE64.decode(b64.trim().as_bytes()).map_err(|_| bad("key line is not base64"))?;
         let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
         let site = crate::hash::sha256(&env.body);
         if fingerprint(&site) != fp {
             return Err(bad("the fingerprint in the header does not match the key"));
         }
-        Ok(Anchor {
-            site,
-            genesis: Some(genesis),
-        })
+        Ok(Anchor { site, genesis: Some(genesis) })
     }
 }
 
@@ -295,19 +247,11 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert!(k.save(&p, false).is_err());
-        assert_eq!(
-            SecretKey::load(&p, KeyKind::Root).unwrap().public(),
-            k.public()
-        );
-        let err = SecretKey::load(&p, KeyKind::Signing)
-            .unwrap_err()
-            .to_string();
+        assert_eq!(SecretKey::load(&p, KeyKind::Root).unwrap().public(), k.public());
+        let err = SecretKey::load(&p, KeyKind::Signing).unwrap_err().to_string();
         assert!(err.contains("Root key"), "{err}");
     }
 

@@ -24,9 +24,7 @@ fn expect_format(r: &mut Reader<'_>, what: &str) -> Result<()> {
     if v != FORMAT {
         return Err(Error::decode(
             what,
-            format!(
-                "format version {v} is not supported (this build reads {FORMAT}); upgrade samizdat"
-            ),
+            format!("format version {v} is not supported (this build reads {FORMAT}); upgrade samizdat"),
         ));
     }
     Ok(())
@@ -34,10 +32,7 @@ fn expect_format(r: &mut Reader<'_>, what: &str) -> Result<()> {
 
 fn keys_sorted(keys: &[PublicKey], what: &str) -> Result<()> {
     if keys.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::decode(
-            what,
-            "keys not in strictly ascending order (duplicate or unsorted)",
-        ));
+        return Err(Error::decode(what, "keys not in strictly ascending order (duplicate or unsorted)"));
     }
     Ok(())
 }
@@ -86,12 +81,7 @@ impl Root {
         for k in &self.keys {
             w.bytes(&k.0);
         }
-        w.u64(5)
-            .u64(self.created)
-            .u64(6)
-            .opt_hash(&self.prev)
-            .u64(7)
-            .opt_hash(&self.site);
+        w.u64(5).u64(self.created).u64(6).opt_hash(&self.prev).u64(7).opt_hash(&self.site);
         w.into_bytes()
     }
 
@@ -122,15 +112,7 @@ impl Root {
                 let prev = r.opt_hash()?;
                 r.key(7)?;
                 let site = r.opt_hash()?;
-                Ok(Root {
-                    name,
-                    version,
-                    threshold,
-                    keys,
-                    created,
-                    prev,
-                    site,
-                })
+                Ok(Root { name, version, threshold, keys, created, prev, site })
             },
             Root::encode,
         )?;
@@ -178,13 +160,7 @@ pub struct Keyset {
 impl Keyset {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(8)
-            .u64(0)
-            .u64(FORMAT)
-            .u64(1)
-            .bytes(self.site.as_bytes())
-            .u64(2)
-            .u64(self.version);
+        w.map(8).u64(0).u64(FORMAT).u64(1).bytes(self.site.as_bytes()).u64(2).u64(self.version);
         w.u64(3).u64(self.root_version).u64(4).u64(self.threshold);
         w.u64(5).array(self.keys.len() as u64);
         for k in &self.keys {
@@ -220,32 +196,18 @@ impl Keyset {
                 let mut keys = Vec::with_capacity(n);
                 for _ in 0..n {
                     r.tuple(2)?;
-                    keys.push(KeyEntry {
-                        key: PublicKey(r.bytes32()?),
-                        expires: r.u64()?,
-                    });
+                    keys.push(KeyEntry { key: PublicKey(r.bytes32()?), expires: r.u64()? });
                 }
                 r.key(6)?;
                 let n = r.array(1024)?;
                 let mut revoked = Vec::with_capacity(n);
                 for _ in 0..n {
                     r.tuple(2)?;
-                    revoked.push(Revoked {
-                        key: PublicKey(r.bytes32()?),
-                        max_seq: r.u64()?,
-                    });
+                    revoked.push(Revoked { key: PublicKey(r.bytes32()?), max_seq: r.u64()? });
                 }
                 r.key(7)?;
                 let created = r.u64()?;
-                Ok(Keyset {
-                    site,
-                    version,
-                    root_version,
-                    threshold,
-                    keys,
-                    revoked,
-                    created,
-                })
+                Ok(Keyset { site, version, root_version, threshold, keys, revoked, created })
             },
             Keyset::encode,
         )?;
@@ -255,15 +217,8 @@ impl Keyset {
         if ks.version == 0 || ks.root_version == 0 {
             return Err(Error::decode(W, "versions start at 1"));
         }
-        if ks
-            .keys
-            .iter()
-            .any(|k| ks.revoked.iter().any(|r| r.key == k.key))
-        {
-            return Err(Error::decode(
-                W,
-                "a key is listed as both active and revoked",
-            ));
+        if ks.keys.iter().any(|k| ks.revoked.iter().any(|r| r.key == k.key)) {
+            return Err(Error::decode(W, "a key is listed as both active and revoked"));
         }
         Ok(ks)
     }
@@ -305,29 +260,10 @@ pub struct Snapshot {
 impl Snapshot {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(11)
-            .u64(0)
-            .u64(FORMAT)
-            .u64(1)
-            .bytes(self.site.as_bytes())
-            .u64(2)
-            .u64(self.seq);
-        w.u64(3)
-            .u64(self.created)
-            .u64(4)
-            .u64(self.expires)
-            .u64(5)
-            .opt_hash(&self.prev);
-        w.u64(6)
-            .array(2)
-            .bytes(self.root.hash.as_bytes())
-            .u64(self.root.len);
-        w.u64(7)
-            .u64(self.keyset_version)
-            .u64(8)
-            .u64(self.files)
-            .u64(9)
-            .u64(self.bytes);
+        w.map(11).u64(0).u64(FORMAT).u64(1).bytes(self.site.as_bytes()).u64(2).u64(self.seq);
+        w.u64(3).u64(self.created).u64(4).u64(self.expires).u64(5).opt_hash(&self.prev);
+        w.u64(6).array(2).bytes(self.root.hash.as_bytes()).u64(self.root.len);
+        w.u64(7).u64(self.keyset_version).u64(8).u64(self.files).u64(9).u64(self.bytes);
         w.u64(10).array(self.mirrors.len() as u64);
         for m in &self.mirrors {
             w.text(m);
@@ -356,10 +292,7 @@ impl Snapshot {
                 let prev = r.opt_hash()?;
                 r.key(6)?;
                 r.tuple(2)?;
-                let root = TreeRef {
-                    hash: r.hash()?,
-                    len: r.u64()?,
-                };
+                let root = TreeRef { hash: r.hash()?, len: r.u64()? };
                 r.key(7)?;
                 let keyset_version = r.u64()?;
                 r.key(8)?;
@@ -394,10 +327,7 @@ impl Snapshot {
             return Err(Error::decode(W, "sequence numbers and versions start at 1"));
         }
         if s.root.len > MAX_TREE as u64 {
-            return Err(Error::decode(
-                W,
-                "root tree larger than the tree size limit",
-            ));
+            return Err(Error::decode(W, "root tree larger than the tree size limit"));
         }
         Ok(s)
     }
@@ -418,23 +348,9 @@ pub struct Head {
 impl Head {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(8)
-            .u64(0)
-            .u64(FORMAT)
-            .u64(1)
-            .bytes(self.site.as_bytes())
-            .u64(2)
-            .u64(self.seq);
-        w.u64(3)
-            .bytes(self.snapshot.as_bytes())
-            .u64(4)
-            .u64(self.issued)
-            .u64(5)
-            .u64(self.expires);
-        w.u64(6)
-            .u64(self.keyset_version)
-            .u64(7)
-            .u64(self.root_version);
+        w.map(8).u64(0).u64(FORMAT).u64(1).bytes(self.site.as_bytes()).u64(2).u64(self.seq);
+        w.u64(3).bytes(self.snapshot.as_bytes()).u64(4).u64(self.issued).u64(5).u64(self.expires);
+        w.u64(6).u64(self.keyset_version).u64(7).u64(self.root_version);
         w.into_bytes()
     }
 
@@ -461,15 +377,7 @@ impl Head {
                 let keyset_version = r.u64()?;
                 r.key(7)?;
                 let root_version = r.u64()?;
-                Ok(Head {
-                    site,
-                    seq,
-                    snapshot,
-                    issued,
-                    expires,
-                    keyset_version,
-                    root_version,
-                })
+                Ok(Head { site, seq, snapshot, issued, expires, keyset_version, root_version })
             },
             Head::encode,
         )
@@ -480,11 +388,7 @@ impl Head {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
     /// A file: object address, exact size and media type.
-    File {
-        hash: ContentHash,
-        size: u64,
-        media: String,
-    },
+    File { hash: ContentHash, size: u64, media: String },
     /// A subdirectory: its tree node.
     Dir(TreeRef),
 }
@@ -511,19 +415,10 @@ impl Tree {
         for e in &self.entries {
             match &e.kind {
                 EntryKind::File { hash, size, media } => {
-                    w.array(5)
-                        .text(&e.name)
-                        .u64(KIND_FILE)
-                        .bytes(hash.as_bytes())
-                        .u64(*size)
-                        .text(media);
+                    w.array(5).text(&e.name).u64(KIND_FILE).bytes(hash.as_bytes()).u64(*size).text(media);
                 }
                 EntryKind::Dir(t) => {
-                    w.array(4)
-                        .text(&e.name)
-                        .u64(KIND_DIR)
-                        .bytes(t.hash.as_bytes())
-                        .u64(t.len);
+                    w.array(4).text(&e.name).u64(KIND_DIR).bytes(t.hash.as_bytes()).u64(t.len);
                 }
             }
         }
@@ -550,15 +445,9 @@ impl Tree {
                             let media = r.text(MAX_MEDIA)?.to_string();
                             EntryKind::File { hash, size, media }
                         }
-                        (KIND_DIR, 4) => EntryKind::Dir(TreeRef {
-                            hash: r.hash()?,
-                            len: r.u64()?,
-                        }),
+                        (KIND_DIR, 4) => EntryKind::Dir(TreeRef { hash: r.hash()?, len: r.u64()? }),
                         (k, l) => {
-                            return Err(Error::decode(
-                                W,
-                                format!("entry kind {k} with {l} fields"),
-                            ));
+                            return Err(Error::decode(W, format!("entry kind {k} with {l} fields")));
                         }
                     };
                     entries.push(Entry { name, kind });
@@ -607,10 +496,7 @@ mod tests {
             created: 1_700_000_000,
             expires: 1_800_000_000,
             prev: Some(sha256(b"p")),
-            root: TreeRef {
-                hash: sha256(b"t"),
-                len: 10,
-            },
+            root: TreeRef { hash: sha256(b"t"), len: 10 },
             keyset_version: 1,
             files: 2,
             bytes: 5,
@@ -626,19 +512,9 @@ mod tests {
             entries: vec![
                 Entry {
                     name: "a.html".into(),
-                    kind: EntryKind::File {
-                        hash: sha256(b"a"),
-                        size: 1,
-                        media: "text/html".into(),
-                    },
+                    kind: EntryKind::File { hash: sha256(b"a"), size: 1, media: "text/html".into() },
                 },
-                Entry {
-                    name: "新闻".into(),
-                    kind: EntryKind::Dir(TreeRef {
-                        hash: sha256(b"d"),
-                        len: 1,
-                    }),
-                },
+                Entry { name: "新闻".into(), kind: EntryKind::Dir(TreeRef { hash: sha256(b"d"), len: 1 }) },
             ],
         };
         assert_eq!(Tree::decode(&t.encode(), "").unwrap(), t);
@@ -648,12 +524,7 @@ mod tests {
     fn trailing_bytes_and_truncation_are_rejected() {
         let mut b = snapshot().encode();
         b.push(0);
-        assert!(
-            Snapshot::decode(&b)
-                .unwrap_err()
-                .to_string()
-                .contains("trailing")
-        );
+        assert!(Snapshot::decode(&b).unwrap_err().to_string().contains("trailing"));
         let b = snapshot().encode();
         for cut in 0..b.len() {
             assert!(Snapshot::decode(&b[..cut]).is_err(), "cut at {cut}");
@@ -688,23 +559,11 @@ mod tests {
         };
         let b = h.encode();
         let mut w = Writer::new();
-        w.map(8)
-            .u64(0)
-            .u64(1)
-            .u64(2)
-            .u64(1)
-            .u64(1)
-            .bytes(h.site.as_bytes());
+        w.map(8).u64(0).u64(1).u64(2).u64(1).u64(1).bytes(h.site.as_bytes());
         let swapped_prefix = w.into_bytes();
         let rest_start = {
             let mut w = Writer::new();
-            w.map(8)
-                .u64(0)
-                .u64(1)
-                .u64(1)
-                .bytes(h.site.as_bytes())
-                .u64(2)
-                .u64(1);
+            w.map(8).u64(0).u64(1).u64(1).bytes(h.site.as_bytes()).u64(2).u64(1);
             w.into_bytes().len()
         };
         let mut swapped = swapped_prefix;
@@ -726,23 +585,10 @@ mod tests {
     fn trees_with_duplicate_traversal_or_case_colliding_names_are_rejected() {
         let f = |n: &str| Entry {
             name: n.into(),
-            kind: EntryKind::File {
-                hash: sha256(b"a"),
-                size: 1,
-                media: "text/plain".into(),
-            },
+            kind: EntryKind::File { hash: sha256(b"a"), size: 1, media: "text/plain".into() },
         };
-        for names in [
-            vec!["a", "a"],
-            vec![".."],
-            vec!["a/b"],
-            vec!["A", "a"],
-            vec![""],
-            vec!["x\\y"],
-        ] {
-            let t = Tree {
-                entries: names.iter().map(|n| f(n)).collect(),
-            };
+        for names in [vec!["a", "a"], vec![".."], vec!["a/b"], vec!["A", "a"], vec![""], vec!["x\\y"]] {
+            let t = Tree { entries: names.iter().map(|n| f(n)).collect() };
             assert!(Tree::decode(&t.encode(), "").is_err(), "{names:?}");
         }
     }

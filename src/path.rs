@@ -66,11 +66,7 @@ pub fn check_siblings<'a>(names: impl IntoIterator<Item = &'a str>, dir: &str) -
     for name in names {
         if let Some(p) = prev {
             if p.as_bytes() >= name.as_bytes() {
-                let reason = if p == name {
-                    "duplicate name"
-                } else {
-                    "names not in byte order"
-                };
+                let reason = if p == name { "duplicate name" } else { "names not in byte order" };
                 return Err(Error::path(join(dir, name), reason));
             }
         }
@@ -87,11 +83,7 @@ pub fn check_siblings<'a>(names: impl IntoIterator<Item = &'a str>, dir: &str) -
 
 /// `dir/name`, or `name` at the top.
 pub fn join(dir: &str, name: &str) -> String {
-    if dir.is_empty() {
-        name.to_string()
-    } else {
-        format!("{dir}/{name}")
-    }
+    if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") }
 }
 
 /// Splits and checks a relative site path such as `2014/02/a.html`.
@@ -141,13 +133,7 @@ mod tests {
 
     #[test]
     fn ordinary_and_cjk_paths_are_accepted() {
-        for p in [
-            "index.html",
-            "2014/02/article.html",
-            "标签/新闻.html",
-            "café.html",
-            ".well-known/x",
-        ] {
+        for p in ["index.html", "2014/02/article.html", "标签/新闻.html", "café.html", ".well-known/x"] {
             assert!(split(p).is_ok(), "{p:?} rejected");
         }
     }

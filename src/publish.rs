@@ -14,9 +14,7 @@ use crate::fsutil;
 use crate::hash::{ContentHash, ObjectHasher, sha256};
 use crate::keys::{Anchor, KeyKind, SecretKey, SiteId, fingerprint};
 use crate::layout;
-use crate::meta::{
-    Entry, EntryKind, Head, KeyEntry, Keyset, Revoked, Root, Snapshot, Tree, TreeRef,
-};
+use crate::meta::{Entry, EntryKind, Head, KeyEntry, Keyset, Revoked, Root, Snapshot, Tree, TreeRef};
 use crate::path;
 use crate::repo::Repo;
 use crate::sign::{Role, Signed};
@@ -47,21 +45,14 @@ fn count_versions(dir: &Path, ext: &str) -> Result<u64> {
         n += 1;
     }
     if n == 0 {
-        return Err(Error::NotFound {
-            what: format!("{}/1.{ext}", dir.display()),
-        });
+        return Err(Error::NotFound { what: format!("{}/1.{ext}", dir.display()) });
     }
     Ok(n)
 }
 
 impl Publisher {
     /// Creates a new identity in `dir`. Refuses to overwrite one without `force`.
-    pub fn keygen(
-        dir: &Path,
-        name: &str,
-        key_lifetime: Duration,
-        force: bool,
-    ) -> Result<Publisher> {
+    pub fn keygen(dir: &Path, name: &str, key_lifetime: Duration, force: bool) -> Result<Publisher> {
         for f in ["root.key", "signing.key", "publisher.pub"] {
             if !force && dir.join(f).symlink_metadata().is_ok() {
                 return Err(Error::Usage(format!(
@@ -103,10 +94,7 @@ impl Publisher {
             version: 1,
             root_version: 1,
             threshold: 1,
-            keys: vec![KeyEntry {
-                key: signing.public(),
-                expires: t + key_lifetime.as_secs(),
-            }],
+            keys: vec![KeyEntry { key: signing.public(), expires: t + key_lifetime.as_secs() }],
             revoked: vec![],
             created: t,
         };
@@ -133,28 +121,15 @@ impl Publisher {
         let keyset_raw = fs::read(&kp).at(&kp)?;
         let genesis = Signed::decode(&roots[0], Role::Root)?;
         let site = sha256(&genesis.body);
-        let anchor = Anchor {
-            site,
-            genesis: Some(roots[0].clone()),
-        };
+        let anchor = Anchor { site, genesis: Some(roots[0].clone()) };
         let root_docs = trust::verify_roots(&anchor, &roots)?;
         let kenv = Signed::decode(&keyset_raw, Role::Keyset)?;
         let keyset = Keyset::decode(&kenv.body)?;
-        Ok(Publisher {
-            dir: dir.to_path_buf(),
-            site,
-            roots,
-            root_docs,
-            keyset_raw,
-            keyset,
-        })
+        Ok(Publisher { dir: dir.to_path_buf(), site, roots, root_docs, keyset_raw, keyset })
     }
 
     pub fn anchor(&self) -> Anchor {
-        Anchor {
-            site: self.site,
-            genesis: Some(self.roots[0].clone()),
-        }
+        Anchor { site: self.site, genesis: Some(self.roots[0].clone()) }
     }
 
     pub fn fingerprint(&self) -> String {
@@ -178,9 +153,7 @@ impl Publisher {
     }
 
     fn root_key(&self, path: Option<&Path>) -> Result<SecretKey> {
-        let p = path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.dir.join("root.key"));
+        let p = path.map(Path::to_path_buf).unwrap_or_else(|| self.dir.join("root.key"));
         if !p.exists() {
             return Err(Error::Usage(format!(
                 "{}: root key not found; this step needs the offline root key (bring it back, or pass --root FILE)",
@@ -216,11 +189,7 @@ impl Publisher {
         *e = (*e).max(seq);
         let mut text: Vec<String> = m.iter().map(|(k, v)| format!("{k} {v}")).collect();
         text.sort();
-        fsutil::write_atomic(
-            &self.dir.join("signed-seq"),
-            (text.join("\n") + "\n").as_bytes(),
-            0o644,
-        )
+        fsutil::write_atomic(&self.dir.join("signed-seq"), (text.join("\n") + "\n").as_bytes(), 0o644)
     }
 
     fn write_keyset(&mut self, ks: Keyset, root_key: &SecretKey) -> Result<()> {
@@ -235,21 +204,14 @@ impl Publisher {
     /// Makes a new signing key and revokes the current ones (keyset version + 1).
     /// Each revoked key records the highest sequence it legitimately signed, so
     /// that anything a thief signed above it is rejected.
-    pub fn rotate(
-        &mut self,
-        root_path: Option<&Path>,
-        key_lifetime: Duration,
-    ) -> Result<SecretKey> {
+    pub fn rotate(&mut self, root_path: Option<&Path>, key_lifetime: Duration) -> Result<SecretKey> {
         let root_key = self.root_key(root_path)?;
         let signed = self.signed_seq();
         let new = SecretKey::generate(KeyKind::Signing)?;
         let t = now();
         let mut revoked = self.keyset.revoked.clone();
         for k in &self.keyset.keys {
-            revoked.push(Revoked {
-                key: k.key,
-                max_seq: signed.get(&k.key.to_hex()).copied().unwrap_or(0),
-            });
+            revoked.push(Revoked { key: k.key, max_seq: signed.get(&k.key.to_hex()).copied().unwrap_or(0) });
         }
         revoked.sort_by_key(|r| r.key);
         let ks = Keyset {
@@ -257,10 +219,7 @@ impl Publisher {
             version: self.keyset.version + 1,
             root_version: self.keyset.root_version,
             threshold: 1,
-            keys: vec![KeyEntry {
-                key: new.public(),
-                expires: t + key_lifetime.as_secs(),
-            }],
+            keys: vec![KeyEntry { key: new.public(), expires: t + key_lifetime.as_secs() }],
             revoked,
             created: t,
         };
@@ -268,11 +227,8 @@ impl Publisher {
         // cannot leave a keyset whose only key is lost.
         new.save(&self.dir.join("signing.key.new"), true)?;
         self.write_keyset(ks, &root_key)?;
-        fs::rename(
-            self.dir.join("signing.key.new"),
-            self.dir.join("signing.key"),
-        )
-        .at(self.dir.join("signing.key"))?;
+        fs::rename(self.dir.join("signing.key.new"), self.dir.join("signing.key"))
+            .at(self.dir.join("signing.key"))?;
         Ok(new)
     }
 
@@ -281,9 +237,7 @@ impl Publisher {
     /// the chain without re-pinning.
     pub fn rotate_root(&mut self, root_path: Option<&Path>) -> Result<()> {
         let old = self.root_key(root_path)?;
-        let old_path = root_path
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| self.dir.join("root.key"));
+        let old_path = root_path.map(Path::to_path_buf).unwrap_or_else(|| self.dir.join("root.key"));
         let prev = &self.root_docs[self.root_docs.len() - 1];
         let prev_body = Signed::decode(&self.roots[self.roots.len() - 1], Role::Root)?.body;
         let new = SecretKey::generate(KeyKind::Root)?;
@@ -298,11 +252,7 @@ impl Publisher {
         };
         let env = Signed::sign(Role::Root, root.encode(), &[&old, &new]);
         new.save(&old_path.with_extension("key.new"), true)?;
-        fsutil::write_atomic(
-            &self.dir.join(layout::root(root.version)),
-            &env.encode(),
-            0o644,
-        )?;
+        fsutil::write_atomic(&self.dir.join(layout::root(root.version)), &env.encode(), 0o644)?;
         let mut ks = self.keyset.clone();
         ks.version += 1;
         ks.root_version = root.version;
@@ -379,14 +329,8 @@ fn stat_of(m: &fs::Metadata) -> Stat {
     use std::os::unix::fs::MetadataExt;
     Stat {
         size: m.len(),
-        mtime_ns: m
-            .mtime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(m.mtime_nsec()),
-        ctime_ns: m
-            .ctime()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(m.ctime_nsec()),
+        mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
+        ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
         ino: m.ino(),
     }
 }
@@ -444,11 +388,7 @@ fn scan(
             } else if ft.is_file() {
                 let m = fs::symlink_metadata(&child_abs).at(&child_abs)?;
                 names.push(name);
-                files.push(ScanFile {
-                    rel: child_rel,
-                    abs: child_abs,
-                    stat: stat_of(&m),
-                });
+                files.push(ScanFile { rel: child_rel, abs: child_abs, stat: stat_of(&m) });
             } else {
                 refuse("special file (device, FIFO or socket)".into())?;
             }
@@ -492,18 +432,7 @@ impl StatCache {
             let ctime_ns = u64_of(take(8)?) as i64;
             let ino = u64_of(take(8)?);
             let hash = ContentHash::from_slice(take(32)?)?;
-            m.insert(
-                rel,
-                (
-                    Stat {
-                        size,
-                        mtime_ns,
-                        ctime_ns,
-                        ino,
-                    },
-                    hash,
-                ),
-            );
+            m.insert(rel, (Stat { size, mtime_ns, ctime_ns, ino }, hash));
         }
         Some(m)
     }
@@ -513,11 +442,8 @@ impl StatCache {
         // same timestamp tick could otherwise go unnoticed ("racy" entries).
         let racy = (now() as i64 - 2).saturating_mul(1_000_000_000);
         let mut out = Vec::with_capacity(self.0.len() * 96);
-        let keep: Vec<_> = self
-            .0
-            .iter()
-            .filter(|(_, (s, _))| s.mtime_ns < racy && s.ctime_ns < racy)
-            .collect();
+        let keep: Vec<_> =
+            self.0.iter().filter(|(_, (s, _))| s.mtime_ns < racy && s.ctime_ns < racy).collect();
         out.extend_from_slice(&(keep.len() as u64).to_le_bytes());
         for (rel, (s, h)) in keep {
             out.extend_from_slice(&(rel.len() as u64).to_le_bytes());
@@ -530,8 +456,7 @@ impl StatCache {
         let tmp = repo.tmp_dir();
         let mut f = tempfile::NamedTempFile::new_in(&tmp).at(&tmp)?;
         f.write_all(&out).at(f.path())?;
-        f.persist(repo.path(STATCACHE))
-            .map_err(|e| Error::io(repo.path(STATCACHE), e.error))?;
+        f.persist(repo.path(STATCACHE)).map_err(|e| Error::io(repo.path(STATCACHE), e.error))?;
         Ok(())
     }
 }
@@ -576,10 +501,7 @@ fn store_file(repo: &Repo, f: &ScanFile) -> Result<(ContentHash, u64, bool)> {
 }
 
 fn media_type(rel: &str) -> String {
-    mime_guess::from_path(rel)
-        .first_raw()
-        .unwrap_or("application/octet-stream")
-        .to_string()
+    mime_guess::from_path(rel).first_raw().unwrap_or("application/octet-stream").to_string()
 }
 
 fn progress_bar(enabled: bool, total: u64, msg: &'static str) -> indicatif::ProgressBar {
@@ -608,10 +530,7 @@ pub fn bundle(
     let anchor = publisher.anchor();
     let current = repo.current(&anchor).map_err(|e| match e {
         Error::Verify { what, reason } if reason.contains("pinned publisher") => {
-            Error::Usage(format!(
-                "{}: belongs to another publisher ({what}: {reason})",
-                repo_path.display()
-            ))
+            Error::Usage(format!("{}: belongs to another publisher ({what}: {reason})", repo_path.display()))
         }
         e => e,
     })?;
@@ -622,21 +541,14 @@ pub fn bundle(
 
     // Hash and store what the stat cache does not vouch for, in parallel.
     let todo: Vec<usize> = (0..files.len())
-        .filter(|&i| {
-            cache
-                .0
-                .get(&files[i].rel)
-                .is_none_or(|(s, _)| *s != files[i].stat)
-        })
+        .filter(|&i| cache.0.get(&files[i].rel).is_none_or(|(s, _)| *s != files[i].stat))
         .collect();
     let total: u64 = todo.iter().map(|&i| files[i].stat.size).sum();
     let pb = progress_bar(opts.progress, total, "hashing");
     let next = AtomicUsize::new(0);
     type Stored = (usize, Result<(ContentHash, u64, bool)>);
     let results: Mutex<Vec<Stored>> = Mutex::new(Vec::with_capacity(todo.len()));
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -648,10 +560,7 @@ pub fn bundle(
                     pb.inc(files[i].stat.size);
                     local.push((i, r));
                 }
-                results
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .extend(local);
+                results.lock().unwrap_or_else(|p| p.into_inner()).extend(local);
             });
         }
     });
@@ -671,8 +580,7 @@ pub fn bundle(
     }
 
     // Build trees bottom-up: deepest directories first.
-    let mut entries: BTreeMap<String, Vec<Entry>> =
-        dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
+    let mut entries: BTreeMap<String, Vec<Entry>> = dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
     let mut sizes: HashMap<ContentHash, u64> = HashMap::new();
     let (mut nfiles, mut nbytes) = (0u64, 0u64);
     for (i, f) in files.iter().enumerate() {
@@ -691,57 +599,31 @@ pub fn bundle(
         }
         nfiles += 1;
         nbytes += size;
-        let (dir, name) = f
-            .rel
-            .rsplit_once('/')
-            .map_or(("", f.rel.as_str()), |(d, n)| (d, n));
-        let e = Entry {
-            name: name.to_string(),
-            kind: EntryKind::File {
-                hash,
-                size,
-                media: media_type(&f.rel),
-            },
-        };
+        let (dir, name) = f.rel.rsplit_once('/').map_or(("", f.rel.as_str()), |(d, n)| (d, n));
+        let e =
+            Entry { name: name.to_string(), kind: EntryKind::File { hash, size, media: media_type(&f.rel) } };
         entries
             .get_mut(dir)
             .ok_or_else(|| Error::path(f.rel.clone(), "parent directory missing from scan"))?
             .push(e);
     }
     let mut order: Vec<String> = entries.keys().cloned().collect();
-    order.sort_by_key(|d| {
-        std::cmp::Reverse(if d.is_empty() {
-            0
-        } else {
-            d.matches('/').count() + 1
-        })
-    });
+    order.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.matches('/').count() + 1 }));
     let mut root = None;
     for dir in order {
         let mut list = entries.remove(&dir).unwrap_or_default();
         list.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let bytes = Tree { entries: list }.encode();
-        let t = TreeRef {
-            hash: sha256(&bytes),
-            len: bytes.len() as u64,
-        };
+        let t = TreeRef { hash: sha256(&bytes), len: bytes.len() as u64 };
         if bytes.len() > crate::meta::MAX_TREE {
-            return Err(Error::path(
-                dir,
-                "directory has too many entries for one tree node",
-            ));
+            return Err(Error::path(dir, "directory has too many entries for one tree node"));
         }
         repo.put(&layout::tree(&t.hash), &bytes)?;
         if dir.is_empty() {
             root = Some(t);
         } else {
-            let (parent, name) = dir
-                .rsplit_once('/')
-                .map_or(("", dir.as_str()), |(p, n)| (p, n));
-            let e = Entry {
-                name: name.to_string(),
-                kind: EntryKind::Dir(t),
-            };
+            let (parent, name) = dir.rsplit_once('/').map_or(("", dir.as_str()), |(p, n)| (p, n));
+            let e = Entry { name: name.to_string(), kind: EntryKind::Dir(t) };
             entries
                 .get_mut(parent)
                 .ok_or_else(|| Error::path(dir.clone(), "parent directory missing"))?
@@ -769,16 +651,7 @@ pub fn bundle(
             });
         }
     }
-    let (seq, id) = commit(
-        publisher,
-        &signing,
-        &repo,
-        current.as_ref(),
-        root,
-        nfiles,
-        nbytes,
-        opts,
-    )?;
+    let (seq, id) = commit(publisher, &signing, &repo, current.as_ref(), root, nfiles, nbytes, opts)?;
     cache.save(&repo)?;
     Ok(BundleReport {
         seq,
@@ -866,10 +739,7 @@ pub fn republish(
         cur.snapshot.root,
         cur.snapshot.files,
         cur.snapshot.bytes,
-        &BundleOptions {
-            mirrors: cur.snapshot.mirrors.clone(),
-            ..opts.clone()
-        },
+        &BundleOptions { mirrors: cur.snapshot.mirrors.clone(), ..opts.clone() },
     )
 }
 
@@ -877,9 +747,9 @@ impl Publisher {
     /// Re-signs the head of `repo_path` with a new expiry, without a new snapshot.
     pub fn refresh_head(&self, repo_path: &Path, head_expires: Duration) -> Result<Head> {
         let repo = Repo::open(repo_path)?;
-        let cur = repo.current(&self.anchor())?.ok_or_else(|| {
-            Error::Usage(format!("{}: nothing published yet", repo_path.display()))
-        })?;
+        let cur = repo
+            .current(&self.anchor())?
+            .ok_or_else(|| Error::Usage(format!("{}: nothing published yet", repo_path.display())))?;
         let signing = self.signing_key()?;
         let t = now();
         let head = Head {
@@ -888,10 +758,7 @@ impl Publisher {
             ..cur.head.clone()
         };
         let henv = Signed::sign(Role::Head, head.encode(), &[&signing]);
-        let raw = Metadata {
-            head: henv.encode(),
-            ..cur.raw.clone()
-        };
+        let raw = Metadata { head: henv.encode(), ..cur.raw.clone() };
         let v = trust::verify(&self.anchor(), raw)?;
         repo.publish(&v)?;
         Ok(head)

@@ -35,14 +35,12 @@ fn lock(base: &Path) -> Result<fs::File> {
     if let Some(dir) = path.parent() {
         fsutil::mkdirs(dir)?;
     }
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .at(&path)?;
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).at(&path)?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
-        Error::Usage(format!("{}: another samizdat process is writing this repository; try again when it has finished", base.display()))
+        Error::Usage(format!(
+            "{}: another samizdat process is writing this repository; try again when it has finished",
+            base.display()
+        ))
     })?;
     Ok(f)
 }
@@ -57,10 +55,7 @@ impl Repo {
                 layout::MARKER
             )));
         }
-        let repo = Repo {
-            base: base.to_path_buf(),
-            _lock: lock(base)?,
-        };
+        let repo = Repo { base: base.to_path_buf(), _lock: lock(base)? };
         repo.clean_tmp();
         Ok(repo)
     }
@@ -85,15 +80,8 @@ impl Repo {
             fsutil::mkdirs(&base.join(d))?;
         }
         let lock = lock(base)?;
-        fsutil::write_atomic(
-            &base.join(layout::MARKER),
-            layout::MARKER_TEXT.as_bytes(),
-            0o644,
-        )?;
-        Ok(Repo {
-            base: base.to_path_buf(),
-            _lock: lock,
-        })
+        fsutil::write_atomic(&base.join(layout::MARKER), layout::MARKER_TEXT.as_bytes(), 0o644)?;
+        Ok(Repo { base: base.to_path_buf(), _lock: lock })
     }
 
     /// Removes leftovers of interrupted writes: they were never renamed into
@@ -103,11 +91,7 @@ impl Repo {
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() {
-                    fs::remove_dir_all(&p)
-                } else {
-                    fs::remove_file(&p)
-                };
+                let _ = if p.is_dir() { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
             }
         }
         let _ = fs::create_dir_all(&tmp);
@@ -148,10 +132,7 @@ impl Repo {
     /// A new temporary file in `tmp/`, removed if dropped before [`Repo::install`].
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.tmp_dir();
-        tempfile::Builder::new()
-            .prefix("w-")
-            .tempfile_in(&dir)
-            .at(&dir)
+        tempfile::Builder::new().prefix("w-").tempfile_in(&dir).at(&dir)
     }
 
     /// Moves a finished temporary file to `rel`.
@@ -165,9 +146,7 @@ impl Repo {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644))
-                .at(tmp.path())?;
+            tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).at(tmp.path())?;
         }
         tmp.persist(&dest).map_err(|e| Error::io(dest, e.error))?;
         Ok(())
@@ -181,12 +160,7 @@ impl Repo {
     /// Publishes a verified state: metadata files, then the head, each step
     /// durable before the next. Objects and trees must already be in place.
     pub fn publish(&self, v: &Verified) -> Result<()> {
-        self.publish_raw(
-            &v.raw,
-            &v.snapshot_id,
-            v.roots.len() as u64,
-            v.keyset.version,
-        )
+        self.publish_raw(&v.raw, &v.snapshot_id, v.roots.len() as u64, v.keyset.version)
     }
 
     pub(crate) fn publish_raw(
@@ -225,15 +199,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = Repo::open_or_create(&dir.path().join("r")).unwrap();
         let tmp = first.temp_file().unwrap();
-        let err = Repo::open(first.base())
-            .err()
-            .expect("second writer must be refused")
-            .to_string();
+        let err = Repo::open(first.base()).err().expect("second writer must be refused").to_string();
         assert!(err.contains("another samizdat process"), "{err}");
-        assert!(
-            tmp.path().exists(),
-            "the first writer's temp file was removed"
-        );
+        assert!(tmp.path().exists(), "the first writer's temp file was removed");
         drop(first);
         assert!(Repo::open(&dir.path().join("r")).is_ok());
     }

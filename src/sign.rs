@@ -37,9 +37,7 @@ impl Role {
     }
 
     fn from_label(s: &str) -> Option<Role> {
-        [Role::Root, Role::Keyset, Role::Snapshot, Role::Head]
-            .into_iter()
-            .find(|r| r.label() == s)
+        [Role::Root, Role::Keyset, Role::Snapshot, Role::Head].into_iter().find(|r| r.label() == s)
     }
 }
 
@@ -71,22 +69,13 @@ impl Signed {
     /// Signs `body` as `role` with each key.
     pub fn sign(role: Role, body: Vec<u8>, keys: &[&SecretKey]) -> Signed {
         let msg = signing_input(role, &body);
-        let sigs = keys
-            .iter()
-            .map(|k| Signature {
-                key: k.public(),
-                sig: k.sign(&msg),
-            })
-            .collect();
+        let sigs = keys.iter().map(|k| Signature { key: k.public(), sig: k.sign(&msg) }).collect();
         Signed { role, body, sigs }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.array(3)
-            .text(self.role.label())
-            .bytes(&self.body)
-            .array(self.sigs.len() as u64);
+        w.array(3).text(self.role.label()).bytes(&self.body).array(self.sigs.len() as u64);
         for s in &self.sigs {
             w.array(3).u64(ALG_ED25519).bytes(&s.key.0).bytes(&s.sig);
         }
@@ -123,18 +112,12 @@ impl Signed {
                     r.tuple(3)?;
                     let alg = r.u64()?;
                     if alg != ALG_ED25519 {
-                        return Err(Error::decode(
-                            what,
-                            format!("unknown signature algorithm {alg}"),
-                        ));
+                        return Err(Error::decode(what, format!("unknown signature algorithm {alg}")));
                     }
                     let key = PublicKey(r.bytes32()?);
                     let raw = r.bytes(64)?;
                     let sig: [u8; 64] = raw.try_into().map_err(|_| {
-                        Error::decode(
-                            what,
-                            format!("signature of {} bytes, expected 64", raw.len()),
-                        )
+                        Error::decode(what, format!("signature of {} bytes, expected 64", raw.len()))
                     })?;
                     sigs.push(Signature { key, sig });
                 }
@@ -212,13 +195,7 @@ mod tests {
         let mut s = Signed::sign(Role::Head, vec![0xa0], &[&k]);
         s.role = Role::Snapshot;
         assert!(s.require(1, "snapshot", |_| true).is_err());
-        assert!(
-            Signed::decode(
-                &Signed::sign(Role::Head, vec![], &[&k]).encode(),
-                Role::Snapshot
-            )
-            .is_err()
-        );
+        assert!(Signed::decode(&Signed::sign(Role::Head, vec![], &[&k]).encode(), Role::Snapshot).is_err());
     }
 
     #[test]
@@ -240,12 +217,7 @@ mod tests {
         let k = SecretKey::from_seed([3; 32], KeyKind::Signing);
         let mut bytes = Signed::sign(Role::Head, vec![0xa0], &[&k]).encode();
         bytes.push(0);
-        assert!(
-            Signed::decode(&bytes, Role::Head)
-                .unwrap_err()
-                .to_string()
-                .contains("trailing")
-        );
+        assert!(Signed::decode(&bytes, Role::Head).unwrap_err().to_string().contains("trailing"));
         let good = Signed::sign(Role::Head, vec![0xa0], &[&k]).encode();
         let pos = good.iter().rposition(|&b| b == 0x83).unwrap();
         let mut alg = good.clone();

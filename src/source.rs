@@ -26,12 +26,7 @@ pub trait Source: Send + Sync {
 
     /// Streams the file at `rel` into `sink`, failing if it holds more than
     /// `max` bytes. Returns `Ok(false)` if the file does not exist.
-    fn stream(
-        &self,
-        rel: &str,
-        max: u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<bool>;
+    fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool>;
 
     /// How many reads are worth running at once.
     fn parallelism(&self) -> usize {
@@ -65,12 +60,7 @@ impl Source for DirSource {
         self.base.display().to_string()
     }
 
-    fn stream(
-        &self,
-        rel: &str,
-        max: u64,
-        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
-    ) -> Result<bool> {
+    fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
         let path = self.base.join(rel);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -104,9 +94,7 @@ pub fn open(target: &str, tls: &crate::http::TlsOptions) -> Result<Box<dyn Sourc
     }
     let p = Path::new(target);
     if !p.join(layout::HEAD).exists() && !p.join(layout::MARKER).exists() {
-        return Err(Error::Usage(format!(
-            "{target}: not a samizdat repository (no `head` file)"
-        )));
+        return Err(Error::Usage(format!("{target}: not a samizdat repository (no `head` file)")));
     }
     Ok(Box::new(DirSource::new(p)))
 }
@@ -114,26 +102,18 @@ pub fn open(target: &str, tls: &crate::http::TlsOptions) -> Result<Box<dyn Sourc
 /// Reads the head and everything it names, and verifies the chain.
 pub fn load_verified(src: &dyn Source, anchor: &Anchor) -> Result<Verified> {
     let name = src.name();
-    let head = src
-        .fetch(layout::HEAD, MAX_ENVELOPE as u64)?
-        .ok_or_else(|| Error::NotFound {
-            what: format!("{name}: head (nothing published yet, or not a samizdat repository)"),
-        })?;
+    let head = src.fetch(layout::HEAD, MAX_ENVELOPE as u64)?.ok_or_else(|| Error::NotFound {
+        what: format!("{name}: head (nothing published yet, or not a samizdat repository)"),
+    })?;
     // The head is not trusted yet: its fields only say which files to fetch,
     // and everything fetched is verified below.
     let env = Signed::decode(&head, Role::Head)?;
     let claim = Head::decode(&env.body)?;
     if claim.root_version == 0 || claim.root_version > MAX_ROOTS {
-        return Err(Error::verify(
-            "head",
-            format!("root version {} out of range", claim.root_version),
-        ));
+        return Err(Error::verify("head", format!("root version {} out of range", claim.root_version)));
     }
     let get = |rel: String| -> Result<Vec<u8>> {
-        src.fetch(&rel, MAX_ENVELOPE as u64)?
-            .ok_or_else(|| Error::NotFound {
-                what: format!("{name}/{rel}"),
-            })
+        src.fetch(&rel, MAX_ENVELOPE as u64)?.ok_or_else(|| Error::NotFound { what: format!("{name}/{rel}") })
     };
     let mut roots = Vec::new();
     for v in 1..=claim.root_version {
@@ -170,9 +150,9 @@ pub struct Listing {
 /// Fetches and checks a tree node.
 pub fn fetch_tree(src: &dyn Source, t: &TreeRef, dir: &str) -> Result<Tree> {
     let rel = layout::tree(&t.hash);
-    let bytes = src.fetch(&rel, t.len)?.ok_or_else(|| Error::NotFound {
-        what: format!("{}/{rel} (tree of /{dir})", src.name()),
-    })?;
+    let bytes = src
+        .fetch(&rel, t.len)?
+        .ok_or_else(|| Error::NotFound { what: format!("{}/{rel} (tree of /{dir})", src.name()) })?;
     check_tree_bytes(&bytes, t, dir)
 }
 
@@ -220,12 +200,7 @@ pub fn list(src: &dyn Source, snapshot: &crate::meta::Snapshot) -> Result<Listin
                             "trees list more files than the snapshot declares",
                         ));
                     }
-                    out.files.push(FileRef {
-                        path,
-                        hash,
-                        size,
-                        media,
-                    });
+                    out.files.push(FileRef { path, hash, size, media });
                 }
             }
         }
@@ -261,29 +236,18 @@ pub fn read_object(
     match found {
         Ok(true) => {}
         Ok(false) => {
-            return Err(Error::NotFound {
-                what: format!("{}/{rel}", src.name()),
-            });
+            return Err(Error::NotFound { what: format!("{}/{rel}", src.name()) });
         }
         Err(Error::Verify { .. }) => {
-            return Err(Error::verify(
-                what(),
-                format!("larger than the {size} bytes declared"),
-            ));
+            return Err(Error::verify(what(), format!("larger than the {size} bytes declared")));
         }
         Err(e) => return Err(e),
     }
     if hasher.len() != size {
-        return Err(Error::verify(
-            what(),
-            format!("truncated: {} of {size} bytes", hasher.len()),
-        ));
+        return Err(Error::verify(what(), format!("truncated: {} of {size} bytes", hasher.len())));
     }
     if hasher.finish() != *hash {
-        return Err(Error::verify(
-            what(),
-            "content does not match its hash (tampered)",
-        ));
+        return Err(Error::verify(what(), "content does not match its hash (tampered)"));
     }
     Ok(())
 }
@@ -317,10 +281,7 @@ pub fn verify_objects(
                     match read_object(src, &f.hash, f.size, &mut |_| Ok(())) {
                         Ok(()) => on_ok(f),
                         // Poisoning needs a panic in this push, which cannot happen.
-                        Err(e) => failed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((f.hash, e)),
+                        Err(e) => failed.lock().unwrap_or_else(|p| p.into_inner()).push((f.hash, e)),
                     }
                     progress(f.size);
                 }
@@ -331,11 +292,7 @@ pub fn verify_objects(
     failed
         .into_iter()
         .map(|(h, error)| Failure {
-            paths: files
-                .iter()
-                .filter(|f| f.hash == h)
-                .map(|f| f.path.clone())
-                .collect(),
+            paths: files.iter().filter(|f| f.hash == h).map(|f| f.path.clone()).collect(),
             error,
         })
         .collect()
@@ -343,10 +300,7 @@ pub fn verify_objects(
 
 /// A stored snapshot by id (`None` if the source does not have it). Only for
 /// sources already trusted (the caller's own store): the signature is not checked.
-pub fn stored_snapshot(
-    src: &dyn Source,
-    id: &ContentHash,
-) -> Result<Option<crate::meta::Snapshot>> {
+pub fn stored_snapshot(src: &dyn Source, id: &ContentHash) -> Result<Option<crate::meta::Snapshot>> {
     let Some(bytes) = src.fetch(&layout::snapshot(id), MAX_ENVELOPE as u64)? else {
         return Ok(None);
     };
@@ -361,11 +315,7 @@ pub fn stored_snapshot(
 }
 
 /// Follows the `prev` chain from `from` back to the snapshot with sequence `seq`.
-pub fn find_seq(
-    src: &dyn Source,
-    from: &Verified,
-    seq: u64,
-) -> Result<(crate::meta::Snapshot, ContentHash)> {
+pub fn find_seq(src: &dyn Source, from: &Verified, seq: u64) -> Result<(crate::meta::Snapshot, ContentHash)> {
     let mut cur = (from.snapshot.clone(), from.snapshot_id);
     while cur.0.seq > seq {
         let Some(prev) = cur.0.prev else { break };
@@ -377,7 +327,5 @@ pub fn find_seq(
     if cur.0.seq == seq {
         return Ok(cur);
     }
-    Err(Error::NotFound {
-        what: format!("{}: snapshot with seq {seq}", src.name()),
-    })
+    Err(Error::NotFound { what: format!("{}: snapshot with seq {seq}", src.name()) })
 }

@@ -57,10 +57,7 @@ pub fn verify_roots(anchor: &Anchor, envelopes: &[Vec<u8>]) -> Result<Vec<Root>>
         let env = Signed::decode(bytes, Role::Root)?;
         let root = Root::decode(&env.body)?;
         if root.version != version {
-            return Err(Error::verify(
-                &what,
-                format!("document says version {}", root.version),
-            ));
+            return Err(Error::verify(&what, format!("document says version {}", root.version)));
         }
         match (&prev_body, roots.last()) {
             (None, _) => {
@@ -83,16 +80,12 @@ pub fn verify_roots(anchor: &Anchor, envelopes: &[Vec<u8>]) -> Result<Vec<Root>>
                     return Err(Error::verify(&what, "belongs to another publisher"));
                 }
                 // A new root must be accepted by the old root and by itself.
-                env.require(
-                    prev.threshold,
-                    &format!("{what} (signatures by previous root)"),
-                    |k| prev.keys.contains(k),
-                )?;
-                env.require(
-                    root.threshold,
-                    &format!("{what} (signatures by its own keys)"),
-                    |k| root.keys.contains(k),
-                )?;
+                env.require(prev.threshold, &format!("{what} (signatures by previous root)"), |k| {
+                    prev.keys.contains(k)
+                })?;
+                env.require(root.threshold, &format!("{what} (signatures by its own keys)"), |k| {
+                    root.keys.contains(k)
+                })?;
             }
             _ => unreachable!("prev_body and roots are pushed together"),
         }
@@ -123,27 +116,15 @@ fn explain_signers(env: &Signed, keyset: &Keyset, created: u64) -> String {
                 why.push(format!("key {k}: signature does not verify"));
             }
         } else {
-            why.push(format!(
-                "key {k} is unknown to keyset version {}",
-                keyset.version
-            ));
+            why.push(format!("key {k} is unknown to keyset version {}", keyset.version));
         }
     }
-    if why.is_empty() {
-        "no signatures".into()
-    } else {
-        why.join("; ")
-    }
+    if why.is_empty() { "no signatures".into() } else { why.join("; ") }
 }
 
 /// Signatures on a document made at `created` by keys of `keyset` that were
 /// valid then: active and not expired before `created`.
-fn require_keyset(
-    env: &Signed,
-    keyset: &Keyset,
-    created: u64,
-    what: &str,
-) -> Result<HashSet<PublicKey>> {
+fn require_keyset(env: &Signed, keyset: &Keyset, created: u64, what: &str) -> Result<HashSet<PublicKey>> {
     let allowed = |k: &PublicKey| keyset.active(k).is_some_and(|e| e.expires >= created);
     let signers = env.valid_signers(allowed);
     if (signers.len() as u64) < keyset.threshold {
@@ -171,10 +152,7 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     let keyset = Keyset::decode(&kenv.body)?;
     let kwhat = format!("keyset version {}", keyset.version);
     if keyset.site != site {
-        return Err(Error::verify(
-            &kwhat,
-            "belongs to another publisher (mix-and-match)",
-        ));
+        return Err(Error::verify(&kwhat, "belongs to another publisher (mix-and-match)"));
     }
     if keyset.root_version != root.version {
         return Err(Error::verify(
@@ -190,16 +168,10 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     let henv = Signed::decode(&raw.head, Role::Head)?;
     let head = Head::decode(&henv.body)?;
     if head.site != site {
-        return Err(Error::verify(
-            "head",
-            "belongs to another publisher (mix-and-match)",
-        ));
+        return Err(Error::verify("head", "belongs to another publisher (mix-and-match)"));
     }
     if head.keyset_version != keyset.version || head.root_version != root.version {
-        return Err(Error::verify(
-            "head",
-            "names a different keyset or root version than the ones supplied",
-        ));
+        return Err(Error::verify("head", "names a different keyset or root version than the ones supplied"));
     }
     require_keyset(&henv, &keyset, head.issued, "head")?;
 
@@ -207,44 +179,23 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     let snapshot_id = sha256(&senv.body);
     let swhat = format!("snapshot {}", snapshot_id.to_hex());
     if snapshot_id != head.snapshot {
-        return Err(Error::verify(
-            &swhat,
-            format!("head names snapshot {}", head.snapshot),
-        ));
+        return Err(Error::verify(&swhat, format!("head names snapshot {}", head.snapshot)));
     }
     let snapshot = Snapshot::decode(&senv.body)?;
     if snapshot.site != site {
-        return Err(Error::verify(
-            &swhat,
-            "belongs to another publisher (mix-and-match)",
-        ));
+        return Err(Error::verify(&swhat, "belongs to another publisher (mix-and-match)"));
     }
     if snapshot.seq != head.seq {
-        return Err(Error::verify(
-            &swhat,
-            format!("has seq {}, head says {}", snapshot.seq, head.seq),
-        ));
+        return Err(Error::verify(&swhat, format!("has seq {}, head says {}", snapshot.seq, head.seq)));
     }
     if snapshot.keyset_version != keyset.version {
         return Err(Error::verify(
             &swhat,
-            format!(
-                "signed under keyset version {}, current is {}",
-                snapshot.keyset_version, keyset.version
-            ),
+            format!("signed under keyset version {}, current is {}", snapshot.keyset_version, keyset.version),
         ));
     }
     let snapshot_signers = require_keyset(&senv, &keyset, snapshot.created, &swhat)?;
-    Ok(Verified {
-        site,
-        roots,
-        keyset,
-        snapshot,
-        snapshot_id,
-        snapshot_signers,
-        head,
-        raw,
-    })
+    Ok(Verified { site, roots, keyset, snapshot, snapshot_id, snapshot_signers, head, raw })
 }
 
 /// What moving from `current` to `new` means.
@@ -265,10 +216,7 @@ pub enum Advance {
 /// a fast-forward by a stolen key, and the floor drops to that value.
 pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
     if new.site != current.site {
-        return Err(Error::verify(
-            "snapshot",
-            "belongs to another publisher (mix-and-match)",
-        ));
+        return Err(Error::verify("snapshot", "belongs to another publisher (mix-and-match)"));
     }
     if new.roots.len() < current.roots.len() {
         return Err(Error::Rollback(format!(
@@ -277,18 +225,11 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
             current.roots.len()
         )));
     }
-    if new.raw.roots[..current.raw.roots.len()]
-        .iter()
-        .zip(&current.raw.roots)
-        .any(|(a, b)| {
-            Signed::decode(a, Role::Root).map(|e| e.body).ok()
-                != Signed::decode(b, Role::Root).map(|e| e.body).ok()
-        })
-    {
-        return Err(Error::verify(
-            "root chain",
-            "differs from the accepted chain (forked root history)",
-        ));
+    if new.raw.roots[..current.raw.roots.len()].iter().zip(&current.raw.roots).any(|(a, b)| {
+        Signed::decode(a, Role::Root).map(|e| e.body).ok()
+            != Signed::decode(b, Role::Root).map(|e| e.body).ok()
+    }) {
+        return Err(Error::verify("root chain", "differs from the accepted chain (forked root history)"));
     }
     if new.keyset.version < current.keyset.version {
         return Err(Error::Rollback(format!(
@@ -299,10 +240,7 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
     if new.keyset.version == current.keyset.version && new.keyset != current.keyset {
         return Err(Error::verify(
             "keyset",
-            format!(
-                "two different keysets with version {} (equivocation)",
-                new.keyset.version
-            ),
+            format!("two different keysets with version {} (equivocation)", new.keyset.version),
         ));
     }
     let mut floor = current.snapshot.seq;
@@ -327,9 +265,7 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
         return Ok(Advance::Same);
     }
     if n <= floor {
-        return Err(Error::Rollback(format!(
-            "snapshot seq {n} is not newer than the accepted seq {c}"
-        )));
+        return Err(Error::Rollback(format!("snapshot seq {n} is not newer than the accepted seq {c}")));
     }
     Ok(Advance::Newer)
 }
@@ -354,40 +290,26 @@ pub fn freshness(v: &Verified, now: u64) -> Freshness {
         warnings.push(format!("head expired at {}", fmt_time(v.head.expires)));
     }
     if now > v.snapshot.expires {
-        warnings.push(format!(
-            "snapshot expired at {}",
-            fmt_time(v.snapshot.expires)
-        ));
+        warnings.push(format!("snapshot expired at {}", fmt_time(v.snapshot.expires)));
     }
     for k in &v.snapshot_signers {
         if let Some(e) = v.keyset.active(k) {
             if now > e.expires {
-                warnings.push(format!(
-                    "signing key {} expired at {}",
-                    k.short(),
-                    fmt_time(e.expires)
-                ));
+                warnings.push(format!("signing key {} expired at {}", k.short(), fmt_time(e.expires)));
             }
         }
     }
-    Freshness {
-        age: now.saturating_sub(v.snapshot.created),
-        warnings,
-    }
+    Freshness { age: now.saturating_sub(v.snapshot.created), warnings }
 }
 
 /// Unix seconds now (0 if the clock is before 1970).
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// RFC 3339 UTC time for messages.
 pub fn fmt_time(t: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t))
-        .to_string()
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(t)).to_string()
 }
 
 /// A duration in words, such as `3h 5m`.

@@ -35,24 +35,14 @@ fn a_tampered_object_is_named_with_its_path_and_reason() {
     let f = files();
     let (_, content) = f.iter().find(|(n, _)| *n == "index.html").unwrap();
     let h = samizdat::hash::object_hash(content);
-    let obj = c
-        .path("repo")
-        .join(format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()));
+    let obj = c.path("repo").join(format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()));
     let mut bytes = std::fs::read(&obj).unwrap();
     bytes[0] ^= 1; // same size, different content
     std::fs::write(&obj, bytes).unwrap();
     let run = samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).fails_with("/index.html");
     assert!(run.stderr.contains("tampered"), "{}", run.stderr);
     // Extraction refuses too, and leaves nothing behind.
-    samizdat([
-        "extract",
-        &c.s("repo"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .fails_with("tampered");
+    samizdat(["extract", &c.s("repo"), "--trust", &c.pubkey(), "--out", &c.s("out")]).fails_with("tampered");
     assert!(!c.path("out").exists());
 }
 
@@ -67,20 +57,12 @@ fn truncated_and_oversized_objects_are_refused() {
     std::fs::write(&path, &f[4].1[..1000]).unwrap();
     let report = checkout::verify(&repo.source(), &forge.anchor(), &|_| {}).unwrap();
     assert_eq!(report.failures.len(), 1);
-    assert!(
-        report.failures[0].error.to_string().contains("truncated"),
-        "{}",
-        report.failures[0].error
-    );
+    assert!(report.failures[0].error.to_string().contains("truncated"), "{}", report.failures[0].error);
     let mut longer = f[4].1.clone();
     longer.extend_from_slice(b"extra");
     std::fs::write(&path, &longer).unwrap();
     let report = checkout::verify(&repo.source(), &forge.anchor(), &|_| {}).unwrap();
-    assert!(
-        report.failures[0].error.to_string().contains("larger than"),
-        "{}",
-        report.failures[0].error
-    );
+    assert!(report.failures[0].error.to_string().contains("larger than"), "{}", report.failures[0].error);
 }
 
 #[test]
@@ -102,14 +84,7 @@ fn a_tampered_tree_is_refused() {
 #[test]
 fn a_tampered_snapshot_or_head_is_refused() {
     let forge = Forge::new(1);
-    let (root, n, b) = (
-        samizdat::meta::TreeRef {
-            hash: sha256(b"t"),
-            len: 1,
-        },
-        0,
-        0,
-    );
+    let (root, n, b) = (samizdat::meta::TreeRef { hash: sha256(b"t"), len: 1 }, 0, 0);
     let good = forge.meta(&forge.snapshot(1, root, n, b), &[&forge.signing]);
     assert!(trust::verify(&forge.anchor(), good.clone()).is_ok());
     // Flip one byte of the signed body inside each envelope.
@@ -123,53 +98,28 @@ fn a_tampered_snapshot_or_head_is_refused() {
         let pos = field.len() / 2;
         field[pos] ^= 0x01;
         let e = err_text(trust::verify(&forge.anchor(), m));
-        assert!(
-            e.contains("verification failed") || e.contains("malformed"),
-            "{which}: {e}"
-        );
+        assert!(e.contains("verification failed") || e.contains("malformed"), "{which}: {e}");
     }
     // A head that names a different snapshot.
     let other = forge.meta(
-        &forge.snapshot(
-            1,
-            samizdat::meta::TreeRef {
-                hash: sha256(b"u"),
-                len: 1,
-            },
-            0,
-            0,
-        ),
+        &forge.snapshot(1, samizdat::meta::TreeRef { hash: sha256(b"u"), len: 1 }, 0, 0),
         &[&forge.signing],
     );
-    let mix = Metadata {
-        snapshot: other.snapshot,
-        ..good
-    };
+    let mix = Metadata { snapshot: other.snapshot, ..good };
     assert!(err_text(trust::verify(&forge.anchor(), mix)).contains("head names snapshot"));
 }
 
 // ---- keys --------------------------------------------------------------------
 
 fn any_snapshot(forge: &Forge) -> samizdat::meta::Snapshot {
-    forge.snapshot(
-        1,
-        samizdat::meta::TreeRef {
-            hash: sha256(b"t"),
-            len: 1,
-        },
-        0,
-        0,
-    )
+    forge.snapshot(1, samizdat::meta::TreeRef { hash: sha256(b"t"), len: 1 }, 0, 0)
 }
 
 #[test]
 fn a_snapshot_signed_by_an_unknown_key_is_refused() {
     let forge = Forge::new(1);
     let stranger = SecretKey::from_seed([77; 32], KeyKind::Signing);
-    let e = err_text(trust::verify(
-        &forge.anchor(),
-        forge.meta(&any_snapshot(&forge), &[&stranger]),
-    ));
+    let e = err_text(trust::verify(&forge.anchor(), forge.meta(&any_snapshot(&forge), &[&stranger])));
     assert!(e.contains("unknown to keyset"), "{e}");
 }
 
@@ -179,18 +129,9 @@ fn a_snapshot_signed_by_a_revoked_key_is_refused() {
     let old = SecretKey::from_seed([101; 32], KeyKind::Signing);
     let new = SecretKey::from_seed([102; 32], KeyKind::Signing);
     forge.keyset.version = 2;
-    forge.keyset.keys = vec![KeyEntry {
-        key: new.public(),
-        expires: forge.now + 100 * DAY,
-    }];
-    forge.keyset.revoked = vec![Revoked {
-        key: old.public(),
-        max_seq: 5,
-    }];
-    let e = err_text(trust::verify(
-        &forge.anchor(),
-        forge.meta(&any_snapshot(&forge), &[&old]),
-    ));
+    forge.keyset.keys = vec![KeyEntry { key: new.public(), expires: forge.now + 100 * DAY }];
+    forge.keyset.revoked = vec![Revoked { key: old.public(), max_seq: 5 }];
+    let e = err_text(trust::verify(&forge.anchor(), forge.meta(&any_snapshot(&forge), &[&old])));
     assert!(e.contains("revoked"), "{e}");
     assert!(trust::verify(&forge.anchor(), forge.meta(&any_snapshot(&forge), &[&new])).is_ok());
 }
@@ -201,20 +142,13 @@ fn a_snapshot_made_after_its_key_expired_is_refused_but_an_older_one_stays_authe
     forge.keyset.keys[0].expires = forge.now - 5 * DAY;
     let mut late = any_snapshot(&forge);
     late.created = forge.now - DAY; // after expiry
-    let e = err_text(trust::verify(
-        &forge.anchor(),
-        forge.meta(&late, &[&forge.signing]),
-    ));
+    let e = err_text(trust::verify(&forge.anchor(), forge.meta(&late, &[&forge.signing])));
     assert!(e.contains("expired"), "{e}");
     let mut early = any_snapshot(&forge);
     early.created = forge.now - 6 * DAY; // before expiry: authentic forever
     let v = trust::verify(&forge.anchor(), forge.meta(&early, &[&forge.signing])).unwrap();
     let f = freshness(&v, forge.now);
-    assert!(
-        f.is_stale() && f.warnings.iter().any(|w| w.contains("signing key")),
-        "{:?}",
-        f.warnings
-    );
+    assert!(f.is_stale() && f.warnings.iter().any(|w| w.contains("signing key")), "{:?}", f.warnings);
 }
 
 #[test]
@@ -223,14 +157,8 @@ fn a_threshold_is_not_met_by_repeating_one_keys_signature() {
     let second = SecretKey::from_seed([150; 32], KeyKind::Signing);
     forge.keyset.threshold = 2;
     let mut keys = vec![
-        KeyEntry {
-            key: forge.signing.public(),
-            expires: forge.now + DAY,
-        },
-        KeyEntry {
-            key: second.public(),
-            expires: forge.now + DAY,
-        },
+        KeyEntry { key: forge.signing.public(), expires: forge.now + DAY },
+        KeyEntry { key: second.public(), expires: forge.now + DAY },
     ];
     keys.sort_by_key(|k| k.key);
     forge.keyset.keys = keys;
@@ -251,16 +179,9 @@ fn a_snapshot_of_one_publisher_is_refused_under_another_publishers_key() {
     assert!(e.contains("does not match the pinned publisher"), "{e}");
     // Mix-and-match: B's snapshot and head with A's roots and keyset.
     let bm = b.meta(&any_snapshot(&b), &[&b.signing]);
-    let mixed = Metadata {
-        roots: meta.roots.clone(),
-        keyset: meta.keyset.clone(),
-        ..bm
-    };
+    let mixed = Metadata { roots: meta.roots.clone(), keyset: meta.keyset.clone(), ..bm };
     let e = err_text(trust::verify(&a.anchor(), mixed));
-    assert!(
-        e.contains("another publisher") || e.contains("unknown"),
-        "{e}"
-    );
+    assert!(e.contains("another publisher") || e.contains("unknown"), "{e}");
 }
 
 #[test]
@@ -269,22 +190,10 @@ fn importing_another_publishers_bundle_is_refused() {
     c.bundle().ok();
     samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("a.szb")]).ok();
     samizdat(["keygen", &c.s("other")]).ok();
-    samizdat([
-        "import",
-        &c.s("a.szb"),
-        "--repo",
-        &c.s("r"),
-        "--trust",
-        &c.s("other/publisher.pub"),
-    ])
-    .fails_with("does not match the pinned publisher");
-    samizdat([
-        "verify",
-        &c.s("a.szb"),
-        "--trust",
-        &c.s("other/publisher.pub"),
-    ])
-    .fails_with("pinned publisher");
+    samizdat(["import", &c.s("a.szb"), "--repo", &c.s("r"), "--trust", &c.s("other/publisher.pub")])
+        .fails_with("does not match the pinned publisher");
+    samizdat(["verify", &c.s("a.szb"), "--trust", &c.s("other/publisher.pub")])
+        .fails_with("pinned publisher");
 }
 
 // ---- roots -------------------------------------------------------------------
@@ -297,11 +206,7 @@ fn rotated_root(forge: &Forge, new: &SecretKey, signers: &[&SecretKey], prev_ok:
         threshold: 1,
         keys: vec![new.public()],
         created: forge.now,
-        prev: Some(if prev_ok {
-            sha256(&prev_body)
-        } else {
-            sha256(b"elsewhere")
-        }),
+        prev: Some(if prev_ok { sha256(&prev_body) } else { sha256(b"elsewhere") }),
         site: Some(forge.site),
     };
     Signed::sign(Role::Root, root.encode(), signers).encode()
@@ -313,43 +218,25 @@ fn root_rotation_is_followed_and_a_forged_chain_is_refused() {
     let new_root = SecretKey::from_seed([200; 32], KeyKind::Root);
     let anchor = forge.anchor();
     let good = rotated_root(&forge, &new_root, &[&forge.root, &new_root], true);
-    assert_eq!(
-        trust::verify_roots(&anchor, &[forge.roots[0].clone(), good])
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(trust::verify_roots(&anchor, &[forge.roots[0].clone(), good]).unwrap().len(), 2);
     // Signed only by the new key (the attacker's): the old root never agreed.
     let forged = rotated_root(&forge, &new_root, &[&new_root], true);
-    let e = err_text(trust::verify_roots(
-        &anchor,
-        &[forge.roots[0].clone(), forged],
-    ));
+    let e = err_text(trust::verify_roots(&anchor, &[forge.roots[0].clone(), forged]));
     assert!(e.contains("signatures by previous root"), "{e}");
     // Signed by the old root but not by the new key itself.
     let unsigned_by_new = rotated_root(&forge, &new_root, &[&forge.root], true);
     assert!(
-        err_text(trust::verify_roots(
-            &anchor,
-            &[forge.roots[0].clone(), unsigned_by_new]
-        ))
-        .contains("its own keys")
+        err_text(trust::verify_roots(&anchor, &[forge.roots[0].clone(), unsigned_by_new]))
+            .contains("its own keys")
     );
     // Does not link to version 1.
     let unlinked = rotated_root(&forge, &new_root, &[&forge.root, &new_root], false);
     assert!(
-        err_text(trust::verify_roots(
-            &anchor,
-            &[forge.roots[0].clone(), unlinked]
-        ))
-        .contains("does not link")
+        err_text(trust::verify_roots(&anchor, &[forge.roots[0].clone(), unlinked])).contains("does not link")
     );
     // A skipped version: version 2's document placed as version 3.
     let good = rotated_root(&forge, &new_root, &[&forge.root, &new_root], true);
-    let e = err_text(trust::verify_roots(
-        &anchor,
-        &[forge.roots[0].clone(), forge.roots[0].clone(), good],
-    ));
+    let e = err_text(trust::verify_roots(&anchor, &[forge.roots[0].clone(), forge.roots[0].clone(), good]));
     assert!(e.contains("version"), "{e}");
 }
 
@@ -357,12 +244,7 @@ fn root_rotation_is_followed_and_a_forged_chain_is_refused() {
 fn a_keyset_must_be_signed_by_the_newest_root() {
     let mut forge = Forge::new(1);
     let new_root = SecretKey::from_seed([200; 32], KeyKind::Root);
-    forge.roots.push(rotated_root(
-        &forge,
-        &new_root,
-        &[&forge.root, &new_root],
-        true,
-    ));
+    forge.roots.push(rotated_root(&forge, &new_root, &[&forge.root, &new_root], true));
     forge.keyset.root_version = 2;
     let snap = any_snapshot(&forge);
     let mut m = forge.meta(&snap, &[&forge.signing]);
@@ -382,24 +264,9 @@ fn import_refuses_rollback_to_an_older_snapshot() {
     std::fs::write(c.path("site/index.html"), "v2").unwrap();
     c.bundle().ok();
     samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("two.szb")]).ok();
-    samizdat([
-        "import",
-        &c.s("two.szb"),
-        "--repo",
-        &c.s("r"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .ok();
-    samizdat([
-        "import",
-        &c.s("one.szb"),
-        "--repo",
-        &c.s("r"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .fails_with("rollback refused");
+    samizdat(["import", &c.s("two.szb"), "--repo", &c.s("r"), "--trust", &c.pubkey()]).ok();
+    samizdat(["import", &c.s("one.szb"), "--repo", &c.s("r"), "--trust", &c.pubkey()])
+        .fails_with("rollback refused");
     let v = samizdat(["verify", &c.s("r"), "--trust", &c.pubkey()]).ok();
     assert!(v.stdout.contains("seq 2"), "{}", v.stdout);
 }
@@ -409,11 +276,7 @@ fn a_keyset_rollback_is_refused() {
     let forge = Forge::new(1);
     let mut newer = Forge::new(1);
     newer.keyset.version = 2;
-    let cur = trust::verify(
-        &newer.anchor(),
-        newer.meta(&any_snapshot(&newer), &[&newer.signing]),
-    )
-    .unwrap();
+    let cur = trust::verify(&newer.anchor(), newer.meta(&any_snapshot(&newer), &[&newer.signing])).unwrap();
     let mut snap = any_snapshot(&forge);
     snap.seq = 9;
     let old = trust::verify(&forge.anchor(), forge.meta(&snap, &[&forge.signing])).unwrap();
@@ -424,11 +287,7 @@ fn a_keyset_rollback_is_refused() {
 #[test]
 fn two_snapshots_with_one_sequence_number_are_reported_as_equivocation() {
     let forge = Forge::new(1);
-    let a = trust::verify(
-        &forge.anchor(),
-        forge.meta(&any_snapshot(&forge), &[&forge.signing]),
-    )
-    .unwrap();
+    let a = trust::verify(&forge.anchor(), forge.meta(&any_snapshot(&forge), &[&forge.signing])).unwrap();
     let mut other = any_snapshot(&forge);
     other.root.hash = sha256(b"different");
     let b = trust::verify(&forge.anchor(), forge.meta(&other, &[&forge.signing])).unwrap();
@@ -448,14 +307,8 @@ fn a_fast_forward_by_a_stolen_key_is_undone_by_rotation_without_re_pinning() {
     // legitimate seq 7, new key signs seq 8.
     let fresh = SecretKey::from_seed([103; 32], KeyKind::Signing);
     forge.keyset.version = 2;
-    forge.keyset.keys = vec![KeyEntry {
-        key: fresh.public(),
-        expires: forge.now + DAY,
-    }];
-    forge.keyset.revoked = vec![Revoked {
-        key: stolen.public(),
-        max_seq: 7,
-    }];
+    forge.keyset.keys = vec![KeyEntry { key: fresh.public(), expires: forge.now + DAY }];
+    forge.keyset.revoked = vec![Revoked { key: stolen.public(), max_seq: 7 }];
     let mut next = any_snapshot(&forge);
     next.seq = 8;
     let real = trust::verify(&forge.anchor(), forge.meta(&next, &[&fresh])).unwrap();
@@ -466,10 +319,7 @@ fn a_fast_forward_by_a_stolen_key_is_undone_by_rotation_without_re_pinning() {
     let low = trust::verify(&forge.anchor(), forge.meta(&low, &[&fresh])).unwrap();
     assert!(err_text(check_advance(&accepted, &low)).contains("rollback"));
     // And the thief cannot sign under the new keyset.
-    let e = err_text(trust::verify(
-        &forge.anchor(),
-        forge.meta(&thief, &[&stolen]),
-    ));
+    let e = err_text(trust::verify(&forge.anchor(), forge.meta(&thief, &[&stolen])));
     assert!(e.contains("revoked"), "{e}");
 }
 
@@ -488,18 +338,8 @@ fn an_expired_snapshot_still_verifies_and_is_reported_stale() {
     let v = trust::verify(&forge.anchor(), forge.meta(&snap, &[&forge.signing])).unwrap();
     repo.publish(&v).unwrap();
     forge.pub_file(&dir.path().join("f.pub"));
-    let run = samizdat([
-        "verify",
-        &p(&dir.path().join("r")),
-        "--trust",
-        &p(&dir.path().join("f.pub")),
-    ])
-    .ok();
-    assert!(
-        run.stdout.contains("STALE — updates may be withheld"),
-        "{}",
-        run.stdout
-    );
+    let run = samizdat(["verify", &p(&dir.path().join("r")), "--trust", &p(&dir.path().join("f.pub"))]).ok();
+    assert!(run.stdout.contains("STALE — updates may be withheld"), "{}", run.stdout);
     assert!(run.stdout.contains("all verified"));
     // A wrong clock (far in the past) does not lock the reader out either.
     assert!(!freshness(&v, 0).is_stale());
@@ -513,30 +353,11 @@ fn symlinks_and_special_files_in_the_site_are_refused_or_skipped_with_a_warning(
     std::os::unix::fs::symlink("/etc/passwd", c.path("site/passwd.html")).unwrap();
     c.bundle().fails_with("symbolic link");
     assert!(!c.path("repo/head").exists(), "nothing may be published");
-    let run = samizdat([
-        "bundle",
-        &c.s("site"),
-        "--keys",
-        &c.s("keys"),
-        "--repo",
-        &c.s("repo"),
-        "--skip-unsafe",
-    ])
-    .ok();
-    assert!(
-        run.stderr.contains("skipped") && run.stderr.contains("passwd.html"),
-        "{}",
-        run.stderr
-    );
-    samizdat([
-        "extract",
-        &c.s("repo"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .ok();
+    let run =
+        samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo"), "--skip-unsafe"])
+            .ok();
+    assert!(run.stderr.contains("skipped") && run.stderr.contains("passwd.html"), "{}", run.stderr);
+    samizdat(["extract", &c.s("repo"), "--trust", &c.pubkey(), "--out", &c.s("out")]).ok();
     assert!(!c.path("out/passwd.html").exists());
     // A symlinked directory is not followed either.
     std::fs::remove_file(c.path("site/passwd.html")).unwrap();
@@ -545,13 +366,7 @@ fn symlinks_and_special_files_in_the_site_are_refused_or_skipped_with_a_warning(
     std::fs::remove_file(c.path("site/etc")).unwrap();
     // A FIFO.
     let fifo = c.path("site/pipe");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
     c.bundle().fails_with("special file");
 }
 
@@ -573,15 +388,8 @@ fn hostile_repo(dir: &std::path::Path, entries: Vec<Entry>) -> (Forge, Repo) {
     let repo = Repo::open_or_create(&dir.join("r")).unwrap();
     let content = b"pwned";
     let h = samizdat::hash::object_hash(content);
-    repo.put(
-        &format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()),
-        content,
-    )
-    .unwrap();
-    let n = entries
-        .iter()
-        .filter(|e| matches!(e.kind, EntryKind::File { .. }))
-        .count() as u64;
+    repo.put(&format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()), content).unwrap();
+    let n = entries.iter().filter(|e| matches!(e.kind, EntryKind::File { .. })).count() as u64;
     let root = Forge::put_tree(&repo, &Tree { entries });
     let snap = forge.snapshot(1, root, n, 5 * n);
     Forge::publish_unchecked(&repo, &forge.meta(&snap, &[&forge.signing]));
@@ -638,23 +446,15 @@ fn extract_refuses_traversal_duplicates_and_case_collisions_in_signed_trees() {
     let long = "x".repeat(300);
     let dir = tempfile::tempdir().unwrap();
     hostile_repo(dir.path(), vec![file_entry(&long)]);
-    samizdat([
-        "verify",
-        &p(&dir.path().join("r")),
-        "--trust",
-        &p(&dir.path().join("f.pub")),
-    ])
-    .fails_with("longer than 255");
+    samizdat(["verify", &p(&dir.path().join("r")), "--trust", &p(&dir.path().join("f.pub"))])
+        .fails_with("longer than 255");
 }
 
 #[test]
 fn percent_or_unicode_lookalike_names_are_data_not_paths() {
     // "%2e%2e" is a literal name, written as such inside the output.
     let dir = tempfile::tempdir().unwrap();
-    hostile_repo(
-        dir.path(),
-        vec![file_entry("%2e%2e%2fescape"), file_entry("․․")],
-    ); // U+2024 one-dot leaders
+    hostile_repo(dir.path(), vec![file_entry("%2e%2e%2fescape"), file_entry("․․")]); // U+2024 one-dot leaders
     let out = dir.path().join("out");
     samizdat([
         "extract",
@@ -667,11 +467,7 @@ fn percent_or_unicode_lookalike_names_are_data_not_paths() {
     .ok();
     assert!(out.join("%2e%2e%2fescape").is_file());
     assert!(out.join("․․").is_file());
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        3,
-        "only r, f.pub and out"
-    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "only r, f.pub and out");
 }
 
 #[test]
@@ -680,15 +476,8 @@ fn extract_never_writes_through_a_symlink_at_the_output() {
     c.bundle().ok();
     std::fs::create_dir(c.path("target")).unwrap();
     std::os::unix::fs::symlink(c.path("target"), c.path("out")).unwrap();
-    samizdat([
-        "extract",
-        &c.s("repo"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .fails_with("already exists");
+    samizdat(["extract", &c.s("repo"), "--trust", &c.pubkey(), "--out", &c.s("out")])
+        .fails_with("already exists");
     assert_eq!(std::fs::read_dir(c.path("target")).unwrap().count(), 0);
 }
 
@@ -705,7 +494,7 @@ fn malformed_metadata_files_are_refused_without_panic() {
         head[..head.len() / 2].to_vec(),
         [head.as_slice(), &[0]].concat(),
         vec![0x81; 10_000],                                         // deep nesting
-        vec![0xbf, 0x00, 0x01, 0x00, 0x01, 0xff], // indefinite map with a duplicate key
+        vec![0xbf, 0x00, 0x01, 0x00, 0x01, 0xff],                   // indefinite map with a duplicate key
         vec![0x9b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], // huge length
     ];
     for bad in cases {
@@ -725,11 +514,7 @@ fn a_bundle_truncated_anywhere_or_with_trailing_bytes_is_refused() {
     for len in 0..bytes.len() {
         std::fs::write(&cut, &bytes[..len]).unwrap();
         let r = archive::read(&cut, &pubkey, None);
-        assert!(
-            r.is_err(),
-            "a bundle cut at {len} of {} bytes was accepted",
-            bytes.len()
-        );
+        assert!(r.is_err(), "a bundle cut at {len} of {} bytes was accepted", bytes.len());
     }
     std::fs::write(&cut, [bytes.as_slice(), b"junk"].concat()).unwrap();
     assert!(err_text(archive::read(&cut, &pubkey, None)).contains("trailing"));
@@ -737,15 +522,7 @@ fn a_bundle_truncated_anywhere_or_with_trailing_bytes_is_refused() {
     samizdat(["verify", &p(&cut), "--trust", &c.pubkey()]).fails_with("not a samizdat bundle");
     // Importing a truncated bundle leaves the target untouched.
     std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
-    samizdat([
-        "import",
-        &p(&cut),
-        "--repo",
-        &c.s("r"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .fails_with("truncated");
+    samizdat(["import", &p(&cut), "--repo", &c.s("r"), "--trust", &c.pubkey()]).fails_with("truncated");
     assert!(!c.path("r/head").exists());
     let objects = std::fs::read_dir(c.path("r/objects"))
         .unwrap()
@@ -767,10 +544,7 @@ fn a_bundle_with_a_corrupted_compressed_byte_is_refused() {
         let mut b = bytes.clone();
         b[pos] ^= 0x55;
         std::fs::write(&bad, &b).unwrap();
-        assert!(
-            archive::read(&bad, &anchor, None).is_err(),
-            "flip at {pos} accepted"
-        );
+        assert!(archive::read(&bad, &anchor, None).is_err(), "flip at {pos} accepted");
     }
 }
 
@@ -786,11 +560,7 @@ fn a_compression_bomb_is_stopped_at_the_signed_size() {
         body.extend_from_slice(&(r.len() as u32).to_be_bytes());
         body.extend_from_slice(r);
     }
-    for (tag, doc) in [
-        (b'K', &v.raw.keyset),
-        (b'S', &v.raw.snapshot),
-        (b'H', &v.raw.head),
-    ] {
+    for (tag, doc) in [(b'K', &v.raw.keyset), (b'S', &v.raw.snapshot), (b'H', &v.raw.head)] {
         body.push(tag);
         body.extend_from_slice(&(doc.len() as u32).to_be_bytes());
         body.extend_from_slice(doc);

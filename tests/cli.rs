@@ -7,9 +7,7 @@ fn keygen_writes_private_secret_files_and_refuses_to_overwrite() {
     let c = Cli::new();
     for f in ["root.key", "signing.key"] {
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(c.path("keys").join(f))
-                .unwrap()
-                .permissions(),
+            &std::fs::metadata(c.path("keys").join(f)).unwrap().permissions(),
         );
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
@@ -18,10 +16,7 @@ fn keygen_writes_private_secret_files_and_refuses_to_overwrite() {
     let secret = std::fs::read_to_string(c.path("keys/signing.key")).unwrap();
     let secret_line = secret.lines().last().unwrap();
     let pubfile = std::fs::read_to_string(c.pubkey()).unwrap();
-    assert!(
-        !pubfile.contains(secret_line),
-        "secret key leaked into publisher.pub"
-    );
+    assert!(!pubfile.contains(secret_line), "secret key leaked into publisher.pub");
     let fp = samizdat(["fingerprint", &c.pubkey()]).ok().stdout;
     assert!(fp.trim().starts_with("sz1"));
     samizdat(["keygen", &c.s("keys"), "--force"]).ok();
@@ -37,10 +32,7 @@ fn keygen_output_never_contains_secret_keys() {
     for f in ["root.key", "signing.key"] {
         let text = std::fs::read_to_string(k.join(f)).unwrap();
         let secret = text.lines().last().unwrap();
-        assert!(
-            !run.stdout.contains(secret) && !run.stderr.contains(secret),
-            "{f} printed"
-        );
+        assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{f} printed");
     }
 }
 
@@ -50,26 +42,10 @@ fn bundle_verify_and_extract_round_trip_a_site_byte_for_byte() {
     let out = c.bundle().ok();
     assert!(out.stdout.contains("seq 1"), "{}", out.stdout);
     let v = samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).ok();
-    assert!(
-        v.stdout.contains("all verified") && v.stdout.contains("Test Publisher"),
-        "{}",
-        v.stdout
-    );
-    samizdat([
-        "extract",
-        &c.s("repo"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .ok();
+    assert!(v.stdout.contains("all verified") && v.stdout.contains("Test Publisher"), "{}", v.stdout);
+    samizdat(["extract", &c.s("repo"), "--trust", &c.pubkey(), "--out", &c.s("out")]).ok();
     for (path, content) in sample_files() {
-        assert_eq!(
-            std::fs::read(c.path("out").join(path)).unwrap(),
-            content,
-            "{path}"
-        );
+        assert_eq!(std::fs::read(c.path("out").join(path)).unwrap(), content, "{path}");
     }
 }
 
@@ -77,14 +53,9 @@ fn bundle_verify_and_extract_round_trip_a_site_byte_for_byte() {
 fn a_fingerprint_works_as_the_trust_anchor() {
     let c = Cli::new();
     c.bundle().ok();
-    let fp = samizdat(["fingerprint", &c.pubkey()])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let fp = samizdat(["fingerprint", &c.pubkey()]).ok().stdout.trim().to_string();
     samizdat(["verify", &c.s("repo"), "--trust", &fp]).ok();
-    samizdat(["verify", &c.s("repo"), "--trust", "sz1notavalidfingerprint"])
-        .fails_with("fingerprint");
+    samizdat(["verify", &c.s("repo"), "--trust", "sz1notavalidfingerprint"]).fails_with("fingerprint");
 }
 
 #[test]
@@ -102,11 +73,7 @@ fn rebundling_an_unchanged_site_writes_nothing() {
     let before = list(&c);
     let again = c.bundle().ok();
     assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
-    assert_eq!(
-        before,
-        list(&c),
-        "a re-bundle of an unchanged site changed the repository"
-    );
+    assert_eq!(before, list(&c), "a re-bundle of an unchanged site changed the repository");
 }
 
 #[test]
@@ -129,62 +96,19 @@ fn export_import_and_delta_export_carry_updates() {
     std::fs::write(c.path("site/index.html"), "<h1>day two</h1>").unwrap();
     std::fs::remove_file(c.path("site/empty.txt")).unwrap();
     c.bundle().ok();
-    samizdat([
-        "export",
-        "--repo",
-        &c.s("repo"),
-        "--out",
-        &c.s("delta.szb"),
-        "--since",
-        "1",
-    ])
-    .ok();
+    samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("delta.szb"), "--since", "1"]).ok();
     // A reader who has seq 1 applies the delta.
-    samizdat([
-        "import",
-        &c.s("full1.szb"),
-        "--repo",
-        &c.s("reader"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .ok();
-    samizdat([
-        "import",
-        &c.s("delta.szb"),
-        "--repo",
-        &c.s("reader"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .ok();
-    samizdat([
-        "extract",
-        &c.s("reader"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .ok();
-    assert_eq!(
-        std::fs::read(c.path("out/index.html")).unwrap(),
-        b"<h1>day two</h1>"
-    );
+    samizdat(["import", &c.s("full1.szb"), "--repo", &c.s("reader"), "--trust", &c.pubkey()]).ok();
+    samizdat(["import", &c.s("delta.szb"), "--repo", &c.s("reader"), "--trust", &c.pubkey()]).ok();
+    samizdat(["extract", &c.s("reader"), "--trust", &c.pubkey(), "--out", &c.s("out")]).ok();
+    assert_eq!(std::fs::read(c.path("out/index.html")).unwrap(), b"<h1>day two</h1>");
     assert!(!c.path("out/empty.txt").exists());
     // The delta is much smaller than the site, and useless without its base.
     let delta = std::fs::metadata(c.path("delta.szb")).unwrap().len();
     let full = std::fs::metadata(c.path("full1.szb")).unwrap().len();
     assert!(delta < full, "delta {delta} >= full {full}");
-    samizdat([
-        "import",
-        &c.s("delta.szb"),
-        "--repo",
-        &c.s("fresh"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .fails_with("import a full bundle first");
+    samizdat(["import", &c.s("delta.szb"), "--repo", &c.s("fresh"), "--trust", &c.pubkey()])
+        .fails_with("import a full bundle first");
     samizdat(["verify", &c.s("delta.szb"), "--trust", &c.pubkey()]).fails_with("delta");
 }
 
@@ -193,29 +117,9 @@ fn importing_the_same_bundle_twice_is_a_no_op() {
     let c = Cli::new();
     c.bundle().ok();
     samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("b.szb")]).ok();
-    samizdat([
-        "import",
-        &c.s("b.szb"),
-        "--repo",
-        &c.s("r2"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .ok();
-    let again = samizdat([
-        "import",
-        &c.s("b.szb"),
-        "--repo",
-        &c.s("r2"),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .ok();
-    assert!(
-        again.stdout.contains("already at seq 1"),
-        "{}",
-        again.stdout
-    );
+    samizdat(["import", &c.s("b.szb"), "--repo", &c.s("r2"), "--trust", &c.pubkey()]).ok();
+    let again = samizdat(["import", &c.s("b.szb"), "--repo", &c.s("r2"), "--trust", &c.pubkey()]).ok();
+    assert!(again.stdout.contains("already at seq 1"), "{}", again.stdout);
 }
 
 #[test]
@@ -223,28 +127,10 @@ fn extract_from_a_bundle_file_and_refuse_an_existing_output() {
     let c = Cli::new();
     c.bundle().ok();
     samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("b.szb")]).ok();
-    samizdat([
-        "extract",
-        &c.s("b.szb"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .ok();
-    assert_eq!(
-        std::fs::read(c.path("out/新闻/报道.html")).unwrap(),
-        "<p>报道</p>".as_bytes()
-    );
-    samizdat([
-        "extract",
-        &c.s("b.szb"),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .fails_with("already exists");
+    samizdat(["extract", &c.s("b.szb"), "--trust", &c.pubkey(), "--out", &c.s("out")]).ok();
+    assert_eq!(std::fs::read(c.path("out/新闻/报道.html")).unwrap(), "<p>报道</p>".as_bytes());
+    samizdat(["extract", &c.s("b.szb"), "--trust", &c.pubkey(), "--out", &c.s("out")])
+        .fails_with("already exists");
     // No scratch directories are left next to the output.
     let leftovers: Vec<_> = std::fs::read_dir(c.dir.path())
         .unwrap()
@@ -262,11 +148,7 @@ fn key_rotation_with_repo_publishes_under_the_new_key_without_re_pinning() {
     samizdat(["key", "rotate", &c.s("keys"), "--repo", &c.s("repo")]).ok();
     assert_ne!(old, std::fs::read(c.path("keys/signing.key")).unwrap());
     let v = samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).ok();
-    assert!(
-        v.stdout.contains("keyset version 2") && v.stdout.contains("seq 2"),
-        "{}",
-        v.stdout
-    );
+    assert!(v.stdout.contains("keyset version 2") && v.stdout.contains("seq 2"), "{}", v.stdout);
     // Root rotation: the old publisher.pub still verifies.
     std::fs::write(c.path("site/index.html"), "<h1>after root rotation</h1>").unwrap();
     samizdat(["key", "rotate-root", &c.s("keys")]).ok();
@@ -280,40 +162,16 @@ fn rotation_without_the_root_key_names_the_missing_file() {
     let c = Cli::new();
     std::fs::rename(c.path("keys/root.key"), c.path("offline-root.key")).unwrap();
     samizdat(["key", "rotate", &c.s("keys")]).fails_with("root key not found");
-    samizdat([
-        "key",
-        "rotate",
-        &c.s("keys"),
-        "--root",
-        &c.s("offline-root.key"),
-    ])
-    .ok();
+    samizdat(["key", "rotate", &c.s("keys"), "--root", &c.s("offline-root.key")]).ok();
 }
 
 #[test]
 fn bad_arguments_and_missing_files_get_one_clear_line() {
     let c = Cli::new();
-    samizdat([
-        "bundle",
-        &c.s("nope"),
-        "--keys",
-        &c.s("keys"),
-        "--repo",
-        &c.s("repo"),
-    ])
-    .fails_with("nope");
-    samizdat([
-        "bundle",
-        &c.s("site"),
-        "--keys",
-        &c.s("nokeys"),
-        "--repo",
-        &c.s("repo"),
-    ])
-    .fails_with("nokeys");
+    samizdat(["bundle", &c.s("nope"), "--keys", &c.s("keys"), "--repo", &c.s("repo")]).fails_with("nope");
+    samizdat(["bundle", &c.s("site"), "--keys", &c.s("nokeys"), "--repo", &c.s("repo")]).fails_with("nokeys");
     samizdat(["verify", &c.s("repo"), "--trust", &c.s("missing.pub")]).fails_with("missing.pub");
-    samizdat(["verify", &c.s("site"), "--trust", &c.pubkey()])
-        .fails_with("not a samizdat repository");
+    samizdat(["verify", &c.s("site"), "--trust", &c.pubkey()]).fails_with("not a samizdat repository");
     let r = samizdat([
         "bundle",
         &c.s("site"),
@@ -327,8 +185,7 @@ fn bad_arguments_and_missing_files_get_one_clear_line() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     // The publisher.pub in place of a secret key, and a secret key as a trust anchor.
     std::fs::write(c.path("bogus.pub"), "hello\n").unwrap();
-    samizdat(["verify", &c.s("repo"), "--trust", &c.s("bogus.pub")])
-        .fails_with("not a samizdat .pub file");
+    samizdat(["verify", &c.s("repo"), "--trust", &c.s("bogus.pub")]).fails_with("not a samizdat .pub file");
 }
 
 #[test]
@@ -336,15 +193,8 @@ fn a_repository_of_another_publisher_is_not_overwritten() {
     let c = Cli::new();
     c.bundle().ok();
     samizdat(["keygen", &c.s("other")]).ok();
-    samizdat([
-        "bundle",
-        &c.s("site"),
-        "--keys",
-        &c.s("other"),
-        "--repo",
-        &c.s("repo"),
-    ])
-    .fails_with("another publisher");
+    samizdat(["bundle", &c.s("site"), "--keys", &c.s("other"), "--repo", &c.s("repo")])
+        .fails_with("another publisher");
     samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).ok();
 }
 
@@ -354,11 +204,7 @@ fn demo_signs_exports_verifies_and_extracts_the_sample_site() {
     let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site");
     let state = dir.path().join("state");
     let run = samizdat(["demo", "--state", &p(&state), "--site", &p(&site)]).ok();
-    assert!(
-        run.stdout.contains("extracted a verified checkout"),
-        "{}",
-        run.stdout
-    );
+    assert!(run.stdout.contains("extracted a verified checkout"), "{}", run.stdout);
     assert_eq!(walk(&state.join("checkout")), walk(&site));
 }
 
@@ -372,11 +218,7 @@ pub fn walk(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
             if e.file_type().unwrap().is_dir() {
                 stack.push(path);
             } else {
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
+                let rel = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
                 out.push((rel, std::fs::read(&path).unwrap()));
             }
         }
@@ -409,9 +251,7 @@ impl SmallDisk {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
     }
 }
 
@@ -422,21 +262,10 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
     };
     let c = Cli::new();
     let repo = disk.dir.path().join("repo");
-    let bundle = |c: &Cli| {
-        samizdat([
-            "bundle",
-            &c.s("site"),
-            "--keys",
-            &c.s("keys"),
-            "--repo",
-            &p(&repo),
-        ])
-    };
+    let bundle = |c: &Cli| samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &p(&repo)]);
     bundle(&c).ok();
     // A file larger than the disk.
-    let big: Vec<u8> = (0..3_000_000u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     std::fs::write(c.path("site/video.bin"), big).unwrap();
     bundle(&c).fails_with("No space left on device");
     let v = samizdat(["verify", &p(&repo), "--trust", &c.pubkey()]).ok();
@@ -449,15 +278,8 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
     let free = 2 * 1024 * 1024 - dir_size(disk.dir.path());
     let _ = std::fs::write(&filler, vec![0u8; free.saturating_sub(8 * 1024) as usize]);
     let out = disk.dir.path().join("out");
-    samizdat([
-        "extract",
-        &p(&repo),
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &p(&out),
-    ])
-    .fails_with("No space left on device");
+    samizdat(["extract", &p(&repo), "--trust", &c.pubkey(), "--out", &p(&out)])
+        .fails_with("No space left on device");
     assert!(!out.exists());
     let stray: Vec<_> = std::fs::read_dir(disk.dir.path())
         .unwrap()

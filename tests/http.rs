@@ -28,13 +28,8 @@ impl StaticServer {
             .expect("python3 is needed for HTTP tests");
         let mut line = String::new();
         // Blocks until the server has bound its socket and printed the port.
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("server did not start: {line:?}"));
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("server did not start: {line:?}"));
         StaticServer { child, port }
     }
 }
@@ -48,8 +43,7 @@ impl Drop for StaticServer {
 
 fn cert(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let ck =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-            .unwrap();
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&c, ck.cert.pem()).unwrap();
     std::fs::write(&k, ck.signing_key.serialize_pem()).unwrap();
@@ -64,15 +58,7 @@ fn verify_and_extract_work_over_plain_http() {
     let url = format!("http://127.0.0.1:{}/", server.port);
     let v = samizdat(["verify", &url, "--trust", &c.pubkey()]).ok();
     assert!(v.stdout.contains("all verified"), "{}", v.stdout);
-    samizdat([
-        "extract",
-        &url,
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .ok();
+    samizdat(["extract", &url, "--trust", &c.pubkey(), "--out", &c.s("out")]).ok();
     for (path, content) in sample_files() {
         assert_eq!(std::fs::read(c.path("out").join(path)).unwrap(), content);
     }
@@ -95,62 +81,34 @@ fn a_tampered_object_served_over_http_is_refused() {
     let c = Cli::new();
     c.bundle().ok();
     let h = samizdat::hash::object_hash(b"<h1>hello</h1>");
-    let obj = c
-        .path("repo")
-        .join(format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()));
+    let obj = c.path("repo").join(format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()));
     std::fs::write(&obj, b"<h1>HELLO</h1>").unwrap();
     let server = StaticServer::start(&c.path("repo"), None);
     let url = format!("http://127.0.0.1:{}/", server.port);
     samizdat(["verify", &url, "--trust", &c.pubkey()]).fails_with("/index.html");
-    samizdat([
-        "extract",
-        &url,
-        "--trust",
-        &c.pubkey(),
-        "--out",
-        &c.s("out"),
-    ])
-    .fails_with("tampered");
+    samizdat(["extract", &url, "--trust", &c.pubkey(), "--out", &c.s("out")]).fails_with("tampered");
     assert!(!c.path("out").exists());
 }
 
 #[test]
 fn an_html_error_page_instead_of_a_repository_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("head"),
-        "<html><body>Blocked by order of ...</body></html>",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("head"), "<html><body>Blocked by order of ...</body></html>").unwrap();
     let server = StaticServer::start(dir.path(), None);
     let c = Cli::new();
-    samizdat([
-        "verify",
-        &format!("http://127.0.0.1:{}/", server.port),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .fails_with("malformed");
+    samizdat(["verify", &format!("http://127.0.0.1:{}/", server.port), "--trust", &c.pubkey()])
+        .fails_with("malformed");
     let empty = tempfile::tempdir().unwrap();
     let server = StaticServer::start(empty.path(), None);
-    samizdat([
-        "verify",
-        &format!("http://127.0.0.1:{}/", server.port),
-        "--trust",
-        &c.pubkey(),
-    ])
-    .fails_with("not found");
+    samizdat(["verify", &format!("http://127.0.0.1:{}/", server.port), "--trust", &c.pubkey()])
+        .fails_with("not found");
 }
 
 #[test]
 fn an_unreachable_url_fails_with_the_url_in_the_message() {
     let c = Cli::new();
     // Bind and drop to get a port with nothing listening.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let url = format!("http://127.0.0.1:{port}/");
     samizdat(["verify", &url, "--trust", &c.pubkey()]).fails_with(&format!("127.0.0.1:{port}"));
 }

@@ -21,19 +21,11 @@ pub struct Run {
 
 impl Run {
     pub fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "expected success\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "expected success\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         self
     }
     pub fn fails_with(self, needle: &str) -> Run {
-        assert_ne!(
-            self.code, 0,
-            "expected failure\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
+        assert_ne!(self.code, 0, "expected failure\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
         assert!(
             self.stderr.contains(needle) || self.stdout.contains(needle),
             "expected {needle:?} in output\nstdout:\n{}\nstderr:\n{}",
@@ -50,10 +42,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_samizdat"))
-        .args(args)
-        .output()
-        .expect("run samizdat");
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_samizdat")).args(args).output().expect("run samizdat");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -77,10 +66,7 @@ pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
         ("2014/02/article.html", b"<p>an article</p>".to_vec()),
         ("新闻/报道.html", "<p>报道</p>".as_bytes().to_vec()),
         ("empty.txt", Vec::new()),
-        (
-            "images/big.bin",
-            (0..50_000u32).map(|i| (i * 31 % 251) as u8).collect(),
-        ),
+        ("images/big.bin", (0..50_000u32).map(|i| (i * 31 % 251) as u8).collect()),
     ]
 }
 
@@ -95,9 +81,7 @@ pub struct Cli {
 
 impl Cli {
     pub fn new() -> Cli {
-        let c = Cli {
-            dir: tempfile::tempdir().unwrap(),
-        };
+        let c = Cli { dir: tempfile::tempdir().unwrap() };
         samizdat(["keygen", &c.s("keys"), "--name", "Test Publisher"]).ok();
         let files = sample_files();
         let refs: Vec<(&str, &[u8])> = files.iter().map(|(a, b)| (*a, b.as_slice())).collect();
@@ -114,14 +98,7 @@ impl Cli {
         self.s("keys/publisher.pub")
     }
     pub fn bundle(&self) -> Run {
-        samizdat([
-            "bundle",
-            &self.s("site"),
-            "--keys",
-            &self.s("keys"),
-            "--repo",
-            &self.s("repo"),
-        ])
+        samizdat(["bundle", &self.s("site"), "--keys", &self.s("keys"), "--repo", &self.s("repo")])
     }
 }
 
@@ -159,29 +136,15 @@ impl Forge {
             version: 1,
             root_version: 1,
             threshold: 1,
-            keys: vec![KeyEntry {
-                key: signing.public(),
-                expires: now + 365 * DAY,
-            }],
+            keys: vec![KeyEntry { key: signing.public(), expires: now + 365 * DAY }],
             revoked: vec![],
             created: now - 10 * DAY,
         };
-        Forge {
-            root,
-            root_doc,
-            roots: vec![env.encode()],
-            site,
-            signing,
-            keyset,
-            now,
-        }
+        Forge { root, root_doc, roots: vec![env.encode()], site, signing, keyset, now }
     }
 
     pub fn anchor(&self) -> Anchor {
-        Anchor {
-            site: self.site,
-            genesis: Some(self.roots[0].clone()),
-        }
+        Anchor { site: self.site, genesis: Some(self.roots[0].clone()) }
     }
 
     pub fn pub_file(&self, path: &Path) {
@@ -236,11 +199,7 @@ impl Forge {
         let mut bytes = 0;
         for (path, content) in files {
             let h = object_hash(content);
-            repo.put(
-                &format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()),
-                content,
-            )
-            .unwrap();
+            repo.put(&format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()), content).unwrap();
             bytes += content.len() as u64;
             let parts: Vec<&str> = path.split('/').collect();
             for i in 1..parts.len() {
@@ -249,21 +208,11 @@ impl Forge {
             let parent = parts[..parts.len() - 1].join("/");
             dirs.get_mut(&parent).unwrap().push(Entry {
                 name: parts[parts.len() - 1].to_string(),
-                kind: EntryKind::File {
-                    hash: h,
-                    size: content.len() as u64,
-                    media: "text/html".into(),
-                },
+                kind: EntryKind::File { hash: h, size: content.len() as u64, media: "text/html".into() },
             });
         }
         let mut order: Vec<String> = dirs.keys().cloned().collect();
-        order.sort_by_key(|d| {
-            std::cmp::Reverse(if d.is_empty() {
-                0
-            } else {
-                d.split('/').count()
-            })
-        });
+        order.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.split('/').count() }));
         let mut root = None;
         for d in order {
             let mut entries = dirs.remove(&d).unwrap();
@@ -271,14 +220,10 @@ impl Forge {
             let t = Self::put_tree(repo, &Tree { entries });
             match d.rsplit_once('/') {
                 _ if d.is_empty() => root = Some(t),
-                Some((parent, name)) => dirs.get_mut(parent).unwrap().push(Entry {
-                    name: name.into(),
-                    kind: EntryKind::Dir(t),
-                }),
-                None => dirs.get_mut("").unwrap().push(Entry {
-                    name: d.clone(),
-                    kind: EntryKind::Dir(t),
-                }),
+                Some((parent, name)) => {
+                    dirs.get_mut(parent).unwrap().push(Entry { name: name.into(), kind: EntryKind::Dir(t) })
+                }
+                None => dirs.get_mut("").unwrap().push(Entry { name: d.clone(), kind: EntryKind::Dir(t) }),
             }
         }
         (root.unwrap(), files.len() as u64, bytes)
@@ -287,15 +232,8 @@ impl Forge {
     /// Writes a tree node as-is (it may be hostile) and returns its reference.
     pub fn put_tree(repo: &Repo, tree: &Tree) -> TreeRef {
         let b = tree.encode();
-        let t = TreeRef {
-            hash: sha256(&b),
-            len: b.len() as u64,
-        };
-        repo.put(
-            &format!("trees/{}/{}", &t.hash.to_hex()[..2], t.hash.to_hex()),
-            &b,
-        )
-        .unwrap();
+        let t = TreeRef { hash: sha256(&b), len: b.len() as u64 };
+        repo.put(&format!("trees/{}/{}", &t.hash.to_hex()[..2], t.hash.to_hex()), &b).unwrap();
         t
     }
 
@@ -316,17 +254,10 @@ impl Forge {
         }
         let kenv = Signed::decode(&meta.keyset, Role::Keyset).unwrap();
         let ks = Keyset::decode(&kenv.body).unwrap();
-        std::fs::write(
-            repo.path(&format!("keysets/{}.keyset", ks.version)),
-            &meta.keyset,
-        )
-        .unwrap();
+        std::fs::write(repo.path(&format!("keysets/{}.keyset", ks.version)), &meta.keyset).unwrap();
         let senv = Signed::decode(&meta.snapshot, Role::Snapshot).unwrap();
-        std::fs::write(
-            repo.path(&format!("snapshots/{}.snap", sha256(&senv.body).to_hex())),
-            &meta.snapshot,
-        )
-        .unwrap();
+        std::fs::write(repo.path(&format!("snapshots/{}.snap", sha256(&senv.body).to_hex())), &meta.snapshot)
+            .unwrap();
         std::fs::write(repo.path("head"), &meta.head).unwrap();
     }
 }

@@ -177,12 +177,7 @@ fn main() -> ExitCode {
 
 fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        Cmd::Keygen {
-            dir,
-            name,
-            key_lifetime,
-            force,
-        } => {
+        Cmd::Keygen { dir, name, key_lifetime, force } => {
             let p = Publisher::keygen(&dir, &name, key_lifetime, force)?;
             println!("created publisher {:?} in {}", p.name(), dir.display());
             println!("fingerprint: {}", p.fingerprint());
@@ -196,15 +191,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 dir.join("signing.key").display()
             );
         }
-        Cmd::Key {
-            cmd:
-                KeyCmd::Rotate {
-                    dir,
-                    root,
-                    repo,
-                    key_lifetime,
-                },
-        } => {
+        Cmd::Key { cmd: KeyCmd::Rotate { dir, root, repo, key_lifetime } } => {
             let mut p = Publisher::load(&dir)?;
             let k = p.rotate(root.as_deref(), key_lifetime)?;
             println!(
@@ -214,40 +201,17 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             );
             republish_if(&p, repo.as_deref())?;
         }
-        Cmd::Key {
-            cmd: KeyCmd::RotateRoot { dir, root, repo },
-        } => {
+        Cmd::Key { cmd: KeyCmd::RotateRoot { dir, root, repo } } => {
             let mut p = Publisher::load(&dir)?;
             p.rotate_root(root.as_deref())?;
-            println!(
-                "new root key; root version {} is signed by the old root",
-                p.roots.len()
-            );
+            println!("new root key; root version {} is signed by the old root", p.roots.len());
             println!("keep the new root key offline; readers follow the chain without re-pinning");
             republish_if(&p, repo.as_deref())?;
         }
-        Cmd::Bundle {
-            site_dir,
-            keys,
-            repo,
-            expires,
-            head_expires,
-            mirrors,
-            skip_unsafe,
-        } => {
+        Cmd::Bundle { site_dir, keys, repo, expires, head_expires, mirrors, skip_unsafe } => {
             let p = Publisher::load(&keys)?;
-            let unsafe_files = if skip_unsafe {
-                UnsafeFiles::SkipWithWarning
-            } else {
-                UnsafeFiles::Refuse
-            };
-            let opts = BundleOptions {
-                expires,
-                head_expires,
-                mirrors,
-                unsafe_files,
-                progress: true,
-            };
+            let unsafe_files = if skip_unsafe { UnsafeFiles::SkipWithWarning } else { UnsafeFiles::Refuse };
+            let opts = BundleOptions { expires, head_expires, mirrors, unsafe_files, progress: true };
             let r = publish::bundle(&site_dir, &p, &repo, &opts)?;
             for w in &r.warnings {
                 eprintln!("samizdat: warning: {w}");
@@ -265,45 +229,26 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Cmd::Refresh {
-            keys,
-            repo,
-            head_expires,
-        } => {
+        Cmd::Refresh { keys, repo, head_expires } => {
             let p = Publisher::load(&keys)?;
             let h = p.refresh_head(&repo, head_expires)?;
-            println!(
-                "head for seq {} re-signed; fresh until {}",
-                h.seq,
-                fmt_time(h.expires)
-            );
+            println!("head for seq {} re-signed; fresh until {}", h.seq, fmt_time(h.expires));
         }
-        Cmd::Export {
-            repo,
-            out,
-            since,
-            level,
-        } => {
+        Cmd::Export { repo, out, since, level } => {
             let r = archive::export(&repo, &out, since, level)?;
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
             match r.since {
                 Some(s) => println!("wrote delta seq {s} -> {} to {}", r.seq, out.display()),
                 None => println!("wrote snapshot seq {} to {}", r.seq, out.display()),
             }
-            println!(
-                "{} trees, {} objects ({} bytes) in {size} bytes",
-                r.trees, r.objects, r.object_bytes
-            );
+            println!("{} trees, {} objects ({} bytes) in {size} bytes", r.trees, r.objects, r.object_bytes);
         }
         Cmd::Import { file, repo, trust } => {
             let anchor = load_anchor(&trust)?;
             let target = Repo::open_or_create(&repo)?;
             let info = archive::read(&file, &anchor, Some(&target))?;
             if info.already_current {
-                println!(
-                    "already at seq {}; nothing new imported",
-                    info.verified.snapshot.seq
-                );
+                println!("already at seq {}; nothing new imported", info.verified.snapshot.seq);
             } else {
                 println!(
                     "imported seq {} ({} objects, {} bytes new)",
@@ -313,18 +258,10 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             print_freshness(&info.verified);
         }
         Cmd::Verify { target, trust, ca } => return verify(&target, &trust, ca),
-        Cmd::Extract {
-            target,
-            trust,
-            out,
-            ca,
-        } => {
+        Cmd::Extract { target, trust, out, ca } => {
             let anchor = load_anchor(&trust)?;
             let (v, n) = if is_bundle_file(&target) {
-                let parent = out
-                    .parent()
-                    .filter(|p| !p.as_os_str().is_empty())
-                    .unwrap_or(Path::new("."));
+                let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
                 let (_tmp, repo, _) = checkout::unpack_bundle(Path::new(&target), &anchor, parent)?;
                 checkout::extract(&repo.source(), &anchor, &out)?
@@ -332,11 +269,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 let src = source::open(&target, &TlsOptions { ca_file: ca })?;
                 checkout::extract(src.as_ref(), &anchor, &out)?
             };
-            println!(
-                "extracted seq {} ({n} files) to {}",
-                v.snapshot.seq,
-                out.display()
-            );
+            println!("extracted seq {} ({n} files) to {}", v.snapshot.seq, out.display());
             print_freshness(&v);
         }
         Cmd::Fingerprint { pub_file } => {
@@ -360,9 +293,7 @@ fn republish_if(p: &Publisher, repo: Option<&Path>) -> anyhow::Result<()> {
 
 fn load_anchor(trust: &str) -> anyhow::Result<Anchor> {
     Anchor::load(trust).with_context(|| {
-        format!(
-            "cannot use {trust:?} as the publisher key (give a .pub file or an sz1... fingerprint)"
-        )
+        format!("cannot use {trust:?} as the publisher key (give a .pub file or an sz1... fingerprint)")
     })
 }
 
@@ -374,15 +305,9 @@ fn is_bundle_file(target: &str) -> bool {
 fn print_freshness(v: &Verified) {
     let f = freshness(v, now());
     if f.is_stale() {
-        println!(
-            "freshness: STALE — updates may be withheld ({})",
-            f.warnings.join("; ")
-        );
+        println!("freshness: STALE — updates may be withheld ({})", f.warnings.join("; "));
     } else {
-        println!(
-            "freshness: fresh until {}",
-            fmt_time(v.head.expires.min(v.snapshot.expires))
-        );
+        println!("freshness: fresh until {}", fmt_time(v.head.expires.min(v.snapshot.expires)));
     }
 }
 
@@ -391,13 +316,7 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
     let (v, files, bytes, objects, failures) = if is_bundle_file(target) {
         let info = archive::read(Path::new(target), &anchor, None)?;
         let v = info.verified;
-        (
-            v.clone(),
-            v.snapshot.files,
-            v.snapshot.bytes,
-            info.objects,
-            Vec::new(),
-        )
+        (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
     } else {
         let src = source::open(target, &TlsOptions { ca_file: ca })?;
         let r = checkout::verify(src.as_ref(), &anchor, &|_| {})?;
@@ -406,29 +325,14 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
     let f = freshness(&v, now());
     println!("publisher: {} ({})", v.roots[0].name, fingerprint(&v.site));
     println!("snapshot:  seq {} id {}", v.snapshot.seq, v.snapshot_id);
-    println!(
-        "created:   {} (age {})",
-        fmt_time(v.snapshot.created),
-        fmt_age(f.age)
-    );
-    println!(
-        "keys:      root version {}, keyset version {}",
-        v.roots.len(),
-        v.keyset.version
-    );
+    println!("created:   {} (age {})", fmt_time(v.snapshot.created), fmt_age(f.age));
+    println!("keys:      root version {}, keyset version {}", v.roots.len(), v.keyset.version);
     print_freshness(&v);
     if !failures.is_empty() {
         for fail in &failures {
-            eprintln!(
-                "samizdat: FAILED /{}: {}",
-                fail.paths.join(", /"),
-                fail.error
-            );
+            eprintln!("samizdat: FAILED /{}: {}", fail.paths.join(", /"), fail.error);
         }
-        eprintln!(
-            "samizdat: verification FAILED: {} of {objects} objects bad",
-            failures.len()
-        );
+        eprintln!("samizdat: verification FAILED: {} of {objects} objects bad", failures.len());
         return Ok(ExitCode::FAILURE);
     }
     println!("content:   {files} files, {bytes} bytes, {objects} distinct objects: all verified");
@@ -439,10 +343,8 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
 /// The sample site: `examples/site` next to the binary's source tree, or the
 /// current directory's `examples/site`.
 fn default_site() -> anyhow::Result<PathBuf> {
-    let candidates = [
-        PathBuf::from("examples/site"),
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/site"),
-    ];
+    let candidates =
+        [PathBuf::from("examples/site"), PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/site")];
     for c in candidates {
         if c.is_dir() {
             return Ok(c);
@@ -458,29 +360,18 @@ fn demo(state: &Path, site: Option<PathBuf>) -> anyhow::Result<()> {
     };
     if state.exists() {
         if !state.join(".samizdat-demo-state").exists() {
-            bail!(
-                "{}: exists and is not a demo state folder; choose another --state",
-                state.display()
-            );
+            bail!("{}: exists and is not a demo state folder; choose another --state", state.display());
         }
         std::fs::remove_dir_all(state).with_context(|| state.display().to_string())?;
     }
     std::fs::create_dir_all(state).with_context(|| state.display().to_string())?;
-    std::fs::write(
-        state.join(".samizdat-demo-state"),
-        "throwaway samizdat demo state\n",
-    )?;
+    std::fs::write(state.join(".samizdat-demo-state"), "throwaway samizdat demo state\n")?;
     let keys = state.join("keys");
     let repo = state.join("repo");
     let bundle = state.join("site.szb");
     let out = state.join("checkout");
 
-    let p = Publisher::keygen(
-        &keys,
-        "Samizdat demo publisher",
-        publish::DEFAULT_KEY_LIFETIME,
-        false,
-    )?;
+    let p = Publisher::keygen(&keys, "Samizdat demo publisher", publish::DEFAULT_KEY_LIFETIME, false)?;
     println!("1. created a throwaway publisher in {}", keys.display());
     println!("   fingerprint {}", p.fingerprint());
     let r = publish::bundle(&site, &p, &repo, &BundleOptions::default())?;
@@ -493,11 +384,7 @@ fn demo(state: &Path, site: Option<PathBuf>) -> anyhow::Result<()> {
     );
     println!("   snapshot seq {} id {}", r.seq, r.snapshot_id);
     let e = archive::export(&repo, &bundle, None, 3)?;
-    println!(
-        "3. exported it to one file {} ({} objects)",
-        bundle.display(),
-        e.objects
-    );
+    println!("3. exported it to one file {} ({} objects)", bundle.display(), e.objects);
     let anchor = p.anchor();
     let info = archive::read(&bundle, &anchor, None)?;
     println!(
@@ -507,21 +394,10 @@ fn demo(state: &Path, site: Option<PathBuf>) -> anyhow::Result<()> {
     );
     let (_tmp, unpacked, _) = checkout::unpack_bundle(&bundle, &anchor, state)?;
     let (_, n) = checkout::extract(&unpacked.source(), &anchor, &out)?;
-    println!(
-        "5. extracted a verified checkout of {n} files from the bundle to {}",
-        out.display()
-    );
+    println!("5. extracted a verified checkout of {n} files from the bundle to {}", out.display());
     println!();
     println!("Try it yourself:");
-    println!(
-        "  samizdat verify {} --trust {}",
-        bundle.display(),
-        keys.join("publisher.pub").display()
-    );
-    println!(
-        "  samizdat verify {} --trust {}",
-        repo.display(),
-        p.fingerprint()
-    );
+    println!("  samizdat verify {} --trust {}", bundle.display(), keys.join("publisher.pub").display());
+    println!("  samizdat verify {} --trust {}", repo.display(), p.fingerprint());
     Ok(())
 }
