@@ -885,3 +885,24 @@ fn damaged_bundles_are_rejected() {
         Err(Error::Verify { .. })
     ));
 }
+
+/// `tests/vectors/verify.py` is a verifier written from docs/FORMAT.md alone; it
+/// must accept the vectors and reject the negative ones, so the spec stays complete.
+#[test]
+fn the_independent_python_verifier_agrees_with_the_vectors() {
+    let _ = setup();
+    let dir = vectors_dir();
+    let out = match std::process::Command::new("python3").arg(dir.join("verify.py")).arg(&dir).output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("python3 is not available ({e}); tests/vectors/verify.py not run");
+            return;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "tests/vectors/verify.py disagrees with the vectors:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""An independent samizdat format-1 verifier, written from docs/FORMAT.md alone.
+
+Checks the test vectors in this folder: the repository, the expected values, the negative
+vectors and (when a zstd decoder is available: the `zstandard` module or the `zstd` command)
+the bundles. Python 3.8+ standard library only; Ed25519 is implemented here (RFC 8032 with
+the strict checks of FORMAT.md section 4.3). Not constant-time: for verification only.
+
+    python3 tests/vectors/verify.py [VECTORS_DIR]
+
+Exits 0 and prints "N passed, 0 failed" when every check holds.
+"""
+
+import base64
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import unicodedata
+
+
+class Reject(Exception):
+    """The input is not valid samizdat format 1."""
+
+
+def sha256(b):
+    return hashlib.sha256(b).digest()
+
+
+# --- Ed25519, strict (FORMAT.md 4.3) -------------------------------------------------
+
+P = 2**255 - 19
+L = 2**252 + 27742317777372353535851937790883648493
+D = -121665 * pow(121666, P - 2, P) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    aa = (y1 - x1) * (y2 - x2) % P
+    bb = (y1 + x1) * (y2 + x2) % P
+    cc = t1 * 2 * D * t2 % P
+    dd = z1 * 2 * z2 % P
+    e, f, g, h = bb - aa, dd - cc, dd + cc, bb + aa
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _mul(s, pt):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = _add(q, pt)
+        pt = _add(pt, pt)
+        s >>= 1
+    return q
+
+
+def _encode(pt):
+    x, y, z, _ = pt
+    zi = pow(z, P - 2, P)
+    x, y = x * zi % P, y * zi % P
+    return (y | ((x & 1) << 255)).to_bytes(32, "little")
+
+
+def _decode(b):
+    """RFC 8032 5.1.3 point decoding (rejects y >= p; see FORMAT.md 4.3)."""
+    y = int.from_bytes(b, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= P:
+        return None
+    x2 = (y * y - 1) * pow(D * y * y + 1, P - 2, P) % P
+    if x2 == 0:
+        if sign:
+            return None
+        x = 0
+    else:
+        x = pow(x2, (P + 3) // 8, P)
+        if (x * x - x2) % P:
+            x = x * SQRT_M1 % P
+        if (x * x - x2) % P:
+            return None
+        if (x & 1) != sign:
+            x = P - x
+    return (x, y, 1, x * y % P)
+
+
+def _small_order(pt):
+    x, y, z, _ = _mul(8, pt)
+    return x % P == 0 and (y - z) % P == 0
+
+
+_B = _decode((4 * pow(5, P - 2, P) % P).to_bytes(32, "little"))
+
+
+def ed25519_verify_strict(key, msg, sig):
+    if len(key) != 32 or len(sig) != 64:
+        return False
+    a = _decode(key)
+    if a is None or _small_order(a):
+        return False
+    s = int.from_bytes(sig[32:], "little")
+    if s >= L:
+        return False
+    r = _decode(sig[:32])
+    if r is None or _small_order(r):
+        return False
+    k = int.from_bytes(hashlib.sha512(sig[:32] + key + msg).digest(), "little") % L
+    neg_a = ((P - a[0]) % P, a[1], a[2], (P - a[3]) % P)
+    return _encode(_add(_mul(s, _B), _mul(k, neg_a))) == sig[:32]
+
+
+# --- Canonical CBOR (FORMAT.md 3) ------------------------------------------------------
+
+
+class Map(list):
+    """A decoded map: its (key, value) pairs in encoded order."""
+
+
+def cbor_decode(b, max_len):
+    if len(b) > max_len:
+        raise Reject("%d bytes exceeds the limit of %d" % (len(b), max_len))
+    pos = 0
+
+    def head():
+        nonlocal pos
+        if pos >= len(b):
+            raise Reject("truncated")
+        ib = b[pos]
+        pos += 1
+        major, info = ib >> 5, ib & 0x1F
+        if info < 24:
+            return major, info
+        if info > 27:
+            raise Reject("indefinite length or reserved head")
+        n = 1 << (info - 24)
+        if pos + n > len(b):
+            raise Reject("truncated")
+        v = int.from_bytes(b[pos : pos + n], "big")
+        pos += n
+        if v < (24 if n == 1 else 1 << (4 * n)):
+            raise Reject("not in canonical encoding (long head)")
+        return major, v
+
+    def item(depth):
+        nonlocal pos
+        if depth > 16:
+            raise Reject("nested too deeply")
+        start = pos
+        major, v = head()
+        if major == 0:
+            return v
+        if major in (2, 3):
+            if pos + v > len(b):
+                raise Reject("truncated")
+            s = bytes(b[pos : pos + v])
+            pos += v
+            if major == 2:
+                return s
+            try:
+                return s.decode("utf-8")
+            except UnicodeDecodeError:
+                raise Reject("invalid UTF-8")
+        if major == 4:
+            if v > len(b):
+                raise Reject("array longer than the input")
+            return [item(depth + 1) for _ in range(v)]
+        if major == 5:
+            m = Map()
+            for _ in range(v):
+                k = item(depth + 1)
+                m.append((k, item(depth + 1)))
+            return m
+        if major == 7 and start + 1 == pos and b[start] == 0xF6:
+            return None
+        raise Reject("CBOR type not allowed (major %d)" % major)
+
+    value = item(0)
+    if pos != len(b):
+        raise Reject("%d trailing bytes after the item" % (len(b) - pos))
+    return value
+
+
+def fields(m, n, what):
+    """A map with exactly the keys 0..n-1 in order: its values."""
+    if not isinstance(m, Map) or len(m) != n:
+        raise Reject("%s: not a map of %d entries" % (what, n))
+    for i, (k, _) in enumerate(m):
+        if k != i:
+            raise Reject("%s: key %r where key %d was expected" % (what, k, i))
+    vals = [v for _, v in m]
+    if vals[0] != 1:
+        raise Reject("%s: format version %r is not supported" % (what, vals[0]))
+    return vals
+
+
+def is_uint(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_hash(v):
+    return isinstance(v, bytes) and len(v) == 32
+
+
+def need(cond, why):
+    if not cond:
+        raise Reject(why)
+
+
+def has_cc(s):
+    return any(unicodedata.category(c) == "Cc" for c in s)
+
+
+# --- Envelopes and documents (FORMAT.md 4, 5) -----------------------------------------
+
+MIB = 1 << 20
+
+
+def decode_envelope(b, role):
+    e = cbor_decode(b, MIB)
+    need(isinstance(e, list) and len(e) == 3, "envelope is not a 3-item array")
+    label, body, sigs = e
+    need(isinstance(label, str) and len(label.encode()) <= 16, "bad role")
+    need(label == role, "envelope holds a %r document, expected %r" % (label, role))
+    need(isinstance(body, bytes) and isinstance(sigs, list) and len(sigs) <= 32, "bad envelope")
+    out = []
+    for s in sigs:
+        need(isinstance(s, list) and len(s) == 3, "bad signature entry")
+        need(s[0] == 1, "unknown signature algorithm %r" % (s[0],))
+        need(isinstance(s[1], bytes) and len(s[1]) == 32, "bad key")
+        need(isinstance(s[2], bytes) and len(s[2]) == 64, "bad signature")
+        out.append((s[1], s[2]))
+    return body, out
+
+
+def signers(role, body, sigs, allowed):
+    msg = b"samizdat-v1/" + role.encode() + b"\x00" + body
+    ok = set()
+    for key, sig in sigs:
+        if key not in ok and allowed(key) and ed25519_verify_strict(key, msg, sig):
+            ok.add(key)
+    return ok
+
+
+def require(role, body, sigs, threshold, allowed, what):
+    ok = signers(role, body, sigs, allowed)
+    need(len(ok) >= threshold, "%s: %d valid signatures, threshold %d" % (what, len(ok), threshold))
+    return ok
+
+
+def ascending(keys):
+    return all(a < b for a, b in zip(keys, keys[1:]))
+
+
+def decode_root(body):
+    v = fields(cbor_decode(body, MIB), 8, "root")
+    _, name, version, threshold, keys, created, prev, site = v
+    need(isinstance(name, str) and len(name.encode()) <= 1024 and not has_cc(name), "root name")
+    need(is_uint(version) and is_uint(threshold) and is_uint(created), "root integers")
+    need(isinstance(keys, list) and len(keys) <= 64 and all(is_hash(k) for k in keys), "root keys")
+    need(ascending(keys), "root keys not strictly ascending")
+    need(1 <= threshold <= len(keys), "root threshold")
+    need(prev is None or is_hash(prev), "root prev")
+    need(site is None or is_hash(site), "root site")
+    need(version >= 1 and (version == 1) == (prev is None) == (site is None), "root version rules")
+    return dict(version=version, threshold=threshold, keys=keys, prev=prev, site=site, name=name)
+
+
+def decode_keyset(body):
+    v = fields(cbor_decode(body, MIB), 8, "keyset")
+    _, site, version, root_version, threshold, keys, revoked, created = v
+    need(is_hash(site) and is_uint(version) and is_uint(root_version), "keyset fields")
+    need(is_uint(threshold) and is_uint(created), "keyset fields")
+    for lst, cap in ((keys, 64), (revoked, 1024)):
+        need(isinstance(lst, list) and len(lst) <= cap, "keyset key list")
+        for e in lst:
+            need(isinstance(e, list) and len(e) == 2 and is_hash(e[0]) and is_uint(e[1]), "key entry")
+        need(ascending([e[0] for e in lst]), "keyset keys not strictly ascending")
+    need(1 <= threshold <= len(keys), "keyset threshold")
+    need(version >= 1 and root_version >= 1, "keyset versions start at 1")
+    need(not ({e[0] for e in keys} & {e[0] for e in revoked}), "key both active and revoked")
+    return dict(site=site, version=version, root_version=root_version, threshold=threshold,
+                keys={e[0]: e[1] for e in keys}, revoked={e[0]: e[1] for e in revoked}, body=body)
+
+
+def decode_snapshot(body):
+    v = fields(cbor_decode(body, MIB), 11, "snapshot")
+    _, site, seq, created, expires, prev, root, kv, files, nbytes, mirrors = v
+    need(is_hash(site) and all(is_uint(x) for x in (seq, created, expires, kv, files, nbytes)), "snapshot")
+    need(prev is None or is_hash(prev), "snapshot prev")
+    need(isinstance(root, list) and len(root) == 2 and is_hash(root[0]) and is_uint(root[1]), "root ref")
+    need(isinstance(mirrors, list) and len(mirrors) <= 256, "mirrors")
+    for m in mirrors:
+        need(isinstance(m, str) and len(m.encode()) <= 1024 and not has_cc(m), "mirror")
+    need(seq >= 1 and kv >= 1, "sequence numbers and versions start at 1")
+    need(root[1] <= 16 * MIB, "root tree too large")
+    return dict(site=site, seq=seq, created=created, expires=expires, prev=prev,
+                root=(root[0], root[1]), keyset_version=kv, files=files, bytes=nbytes)
+
+
+def decode_head(body):
+    v = fields(cbor_decode(body, MIB), 8, "head")
+    _, site, seq, snapshot, issued, expires, kv, rv = v
+    need(is_hash(site) and is_hash(snapshot), "head hashes")
+    need(all(is_uint(x) for x in (seq, issued, expires, kv, rv)), "head integers")
+    return dict(site=site, seq=seq, snapshot=snapshot, issued=issued, expires=expires,
+                keyset_version=kv, root_version=rv)
+
+
+def check_name(name):
+    need(isinstance(name, str) and name not in ("", ".", ".."), "bad name %r" % (name,))
+    need(len(name.encode()) <= 255, "name too long")
+    need(not any(c in name for c in "/\\\x00") and not has_cc(name), "forbidden character in %r" % name)
+    need(unicodedata.is_normalized("NFC", name), "name %r is not NFC" % name)
+
+
+def decode_tree(b):
+    t = cbor_decode(b, 16 * MIB)
+    need(isinstance(t, list) and len(t) <= 1 << 20, "tree is not an array")
+    out, folded = [], set()
+    for e in t:
+        need(isinstance(e, list) and len(e) >= 2, "tree entry")
+        check_name(e[0])
+        if e[1] == 0 and len(e) == 5:
+            need(is_hash(e[2]) and is_uint(e[3]) and isinstance(e[4], str), "file entry")
+            need(len(e[4]) <= 255 and all(0x20 <= ord(c) <= 0x7E for c in e[4]), "media type")
+        elif e[1] == 1 and len(e) == 4:
+            need(is_hash(e[2]) and is_uint(e[3]) and e[3] <= 16 * MIB, "dir entry")
+        else:
+            raise Reject("entry kind %r with %d fields" % (e[1], len(e)))
+        need(not out or out[-1][0].encode() < e[0].encode(), "names not strictly ascending")
+        need(e[0].lower() not in folded, "case collision at %r" % e[0])
+        folded.add(e[0].lower())
+        out.append(e)
+    return out
+
+
+# --- Hashes (FORMAT.md 2) ---------------------------------------------------------------
+
+
+def object_address(data):
+    blocks = [data[i : i + 16384] for i in range(0, len(data), 16384)] or [b""]
+    layer = [sha256(x) for x in blocks]
+    while len(layer) & (len(layer) - 1):
+        layer.append(bytes(32))
+    while len(layer) > 1:
+        layer = [sha256(layer[i] + layer[i + 1]) for i in range(0, len(layer), 2)]
+    return layer[0]
+
+
+def fingerprint(site):
+    return "sz1" + base64.b32encode(site).decode().rstrip("=").lower()
+
+
+def parse_pub(text):
+    lines = text.split("\n")
+    need(lines[0].startswith("samizdat-publisher-v1"), "not a .pub file")
+    fp = lines[0][len("samizdat-publisher-v1"):].strip()
+    need(all(not x.strip() for x in lines[2:]), "extra lines")
+    genesis = base64.b64decode(lines[1].strip(), validate=True)
+    body, _ = decode_envelope(genesis, "root")
+    need(fingerprint(sha256(body)) == fp, "fingerprint mismatch")
+    return sha256(body)
+
+
+# --- Verification (FORMAT.md 8) --------------------------------------------------------
+
+
+def verify(site, roots_raw, keyset_raw, snapshot_raw, head_raw):
+    need(roots_raw, "no roots")
+    roots, prev_body = [], None
+    for i, raw in enumerate(roots_raw, 1):
+        body, sigs = decode_envelope(raw, "root")
+        r = decode_root(body)
+        need(r["version"] == i, "root version %d says %d" % (i, r["version"]))
+        if i == 1:
+            need(sha256(body) == site, "genesis root does not match the pinned site id")
+        else:
+            p = roots[-1]
+            need(r["prev"] == sha256(prev_body) and r["site"] == site, "root chain link")
+            require("root", body, sigs, p["threshold"], lambda k: k in p["keys"], "root by previous")
+        require("root", body, sigs, r["threshold"], lambda k: k in r["keys"], "root %d" % i)
+        roots.append(r)
+        prev_body = body
+    root = roots[-1]
+    kbody, ksigs = decode_envelope(keyset_raw, "keyset")
+    ks = decode_keyset(kbody)
+    need(ks["site"] == site and ks["root_version"] == root["version"], "keyset site/root_version")
+    require("keyset", kbody, ksigs, root["threshold"], lambda k: k in root["keys"], "keyset")
+    hbody, hsigs = decode_envelope(head_raw, "head")
+    head = decode_head(hbody)
+    need(head["site"] == site, "head site")
+    need(head["keyset_version"] == ks["version"] and head["root_version"] == root["version"], "head versions")
+    valid_at = lambda t: (lambda k: k in ks["keys"] and ks["keys"][k] >= t)
+    require("head", hbody, hsigs, ks["threshold"], valid_at(head["issued"]), "head")
+    sbody, ssigs = decode_envelope(snapshot_raw, "snapshot")
+    sid = sha256(sbody)
+    need(sid == head["snapshot"], "head names another snapshot")
+    snap = decode_snapshot(sbody)
+    need(snap["site"] == site and snap["seq"] == head["seq"], "snapshot site/seq")
+    need(snap["keyset_version"] == ks["version"], "snapshot keyset_version")
+    signed = require("snapshot", sbody, ssigs, ks["threshold"], valid_at(snap["created"]), "snapshot")
+    return dict(roots=[decode_envelope(r, "root")[0] for r in roots_raw], keyset=ks, head=head,
+                snapshot=snap, id=sid, signers=signed)
+
+
+def check_advance(cur, new):
+    """FORMAT.md 8.9: 'same' or 'newer', or raises Reject."""
+    need(len(new["roots"]) >= len(cur["roots"]), "rollback: fewer roots")
+    need(new["roots"][: len(cur["roots"])] == cur["roots"], "forked root history")
+    nk, ck = new["keyset"], cur["keyset"]
+    need(nk["version"] >= ck["version"], "rollback: older keyset")
+    need(nk["version"] != ck["version"] or nk["body"] == ck["body"], "keyset equivocation")
+    floor = c = cur["snapshot"]["seq"]
+    for k in cur["signers"]:
+        if k in nk["revoked"] and nk["revoked"][k] < floor:
+            floor = nk["revoked"][k]
+    n = new["snapshot"]["seq"]
+    if n == c and floor == c:
+        need(new["id"] == cur["id"], "equivocation")
+        return "same"
+    need(n > floor, "rollback: seq %d is not above %d" % (n, floor))
+    return "newer"
+
+
+def hexpath(kind, h):
+    x = h.hex()
+    return "%s/%s/%s" % (kind, x[:2], x)
+
+
+def load(get, site):
+    """FORMAT.md 8.1-8.7 over `get(relative path) -> bytes or None`."""
+    def fetch(rel):
+        b = get(rel)
+        need(b is not None, "missing " + rel)
+        return b
+    head_raw = fetch("head")
+    need(len(head_raw) <= MIB, "head too large")
+    claim = decode_head(decode_envelope(head_raw, "head")[0])
+    need(1 <= claim["root_version"] <= 1000, "root version out of range")
+    roots = [fetch("roots/%d.root" % v) for v in range(1, claim["root_version"] + 1)]
+    state = verify(site, roots, fetch("keysets/%d.keyset" % claim["keyset_version"]),
+                   fetch("snapshots/%s.snap" % claim["snapshot"].hex()), head_raw)
+    snap, sizes, files, total = state["snapshot"], {}, [], 0
+    stack = [(snap["root"], "", 0)]
+    while stack:
+        (h, ln), d, depth = stack.pop()
+        need(depth <= 64, "too deep")
+        b = fetch(hexpath("trees", h))
+        need(len(b) == ln and sha256(b) == h, "tree %s does not match its hash or length" % h.hex())
+        for e in decode_tree(b):
+            path = e[0] if not d else d + "/" + e[0]
+            if e[1] == 1:
+                stack.append(((e[2], e[3]), path, depth + 1))
+            else:
+                need(sizes.setdefault(e[2], e[3]) == e[3], "one address, two sizes")
+                files.append((path, e[2], e[3]))
+                total += e[3]
+                need(len(files) <= snap["files"], "more files than declared")
+    need(len(files) == snap["files"] and total == snap["bytes"], "totals do not match")
+    for path, h, size in files:
+        data = fetch(hexpath("objects", h))
+        need(len(data) <= size, "object larger than declared")
+        need(len(data) == size, "object truncated")
+        need(object_address(data) == h, "object %s tampered" % path)
+    state["files"] = files
+    return state
+
+
+# --- Bundles (FORMAT.md 10) ------------------------------------------------------------
+
+
+def zstd_decompress(frame):
+    try:
+        import zstandard
+        return zstandard.ZstdDecompressor(max_window_size=1 << 27).decompressobj().decompress(frame)
+    except ImportError:
+        pass
+    if shutil.which("zstd"):
+        r = subprocess.run(["zstd", "-d", "-c", "-q", "--memory=128MB"], input=frame,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        need(r.returncode == 0, "zstd: " + r.stderr.decode(errors="replace"))
+        return r.stdout
+    return None
+
+
+def read_bundle(data, site, local):
+    """Verifies a bundle; `local(rel)` says whether the target repository has a file."""
+    need(data[:8] == b"\x89SZB\r\n\x1a\n", "bad magic")
+    need(data[8:9] == b"\x01", "bundle version")
+    s = zstd_decompress(data[9:])
+    if s is None:
+        return None
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        need(pos + n <= len(s), "truncated")
+        pos += n
+        return s[pos - n : pos]
+
+    u32 = lambda: int.from_bytes(take(4), "big")
+    u64 = lambda: int.from_bytes(take(8), "big")
+
+    def doc():
+        n = u32()
+        need(n <= MIB, "record too large")
+        return take(n)
+
+    tag, base = take(1), None
+    if tag == b"B":
+        base = (u64(), take(32))
+        tag = take(1)
+    roots = []
+    while tag == b"R":
+        roots.append(doc())
+        tag = take(1)
+    need(tag == b"K", "expected keyset")
+    keyset = doc()
+    need(take(1) == b"S", "expected snapshot")
+    snapshot = doc()
+    need(take(1) == b"H", "expected head")
+    state = verify(site, roots, keyset, snapshot, doc())
+    if base is not None:
+        need(local("snapshots/%s.snap" % base[1].hex()), "delta base not in the target")
+    pend_t = {state["snapshot"]["root"][0]: state["snapshot"]["root"][1]}
+    pend_o, ntrees, nobj = {}, 0, 0
+    tag = take(1)
+    while tag == b"T":
+        h, ln = take(32), u64()
+        need(h in pend_t and pend_t.pop(h) == ln and ln <= 16 * MIB, "unexpected tree")
+        b = take(ln)
+        need(sha256(b) == h, "tree hash")
+        for e in decode_tree(b):
+            if e[1] == 1:
+                pend_t[e[2]] = e[3]
+            else:
+                need(pend_o.setdefault(e[2], e[3]) == e[3], "one address, two sizes")
+        ntrees += 1
+        tag = take(1)
+    need(all(local(hexpath("trees", h)) for h in pend_t), "tree missing from the bundle")
+    while tag == b"O":
+        h, size = take(32), u64()
+        need(h in pend_o and pend_o.pop(h) == size, "unexpected object")
+        need(object_address(take(size)) == h, "object tampered")
+        nobj += 1
+        tag = take(1)
+    need(tag == b"E", "expected the end record")
+    need(u64() == ntrees and u64() == nobj, "end record counts")
+    need(pos == len(s), "bytes after the end record")
+    need(all(local(hexpath("objects", h)) for h in pend_o), "object missing from the bundle")
+    return dict(state=state, base=base, trees=ntrees, objects=nobj)
+
+
+# --- The checks ------------------------------------------------------------------------
+
+
+def main():
+    vdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
+    passed, failed = [0], [0]
+
+    def check(name, fn):
+        try:
+            fn()
+            passed[0] += 1
+        except Exception as e:  # a failed check of any kind is reported, then the next runs
+            failed[0] += 1
+            print("FAILED %s: %s: %s" % (name, type(e).__name__, e))
+
+    def read(rel):
+        p = os.path.join(vdir, rel)
+        return open(p, "rb").read() if os.path.isfile(p) else None
+
+    expected = {}
+    for line in open(os.path.join(vdir, "expected.txt"), encoding="utf-8"):
+        k, _, v = line.rstrip("\n").partition(" = ")
+        expected[k] = v
+    site = parse_pub(read("publisher.pub").decode())
+    repo = lambda rel: read("repo/" + rel)
+    good = {}
+
+    def check_repo():
+        good["state"] = load(repo, site)
+        st = good["state"]
+        assert st["id"].hex() == expected["state.2.snapshot.id"], st["id"].hex()
+        for path, h, size in st["files"]:
+            assert expected["state.2.file." + path].split()[:2] == [h.hex(), str(size)], path
+
+    def check_ids():
+        assert site.hex() == expected["site.id"]
+        assert fingerprint(site) == expected["site.fingerprint"]
+        assert base64.b32decode(expected["site.fingerprint"][3:].upper() + "====") == site
+        big = bytes(i % 251 for i in range(40000))
+        leaves = [sha256(big[i : i + 16384]) for i in range(0, 40000, 16384)]
+        for i, leaf in enumerate(leaves):
+            assert leaf.hex() == expected["merkle.big.leaf.%d" % i]
+        assert object_address(big).hex() == expected["merkle.big.root"]
+        assert object_address(leaves[0] + leaves[1]) == object_address(big[:32768])
+        assert object_address(b"").hex() == expected["object.empty"]
+        for role in ("root", "keyset", "snapshot", "head"):
+            want = expected["signing_prefix." + role]
+            assert (b"samizdat-v1/" + role.encode() + b"\x00").hex() == want
+
+    def check_state1():
+        # The seq-1 head still verifies against the same repository (its snapshot is kept).
+        state1 = load(lambda rel: read("negative/head-rollback") if rel == "head" else repo(rel), site)
+        assert state1["id"].hex() == expected["state.1.snapshot.id"]
+        assert check_advance(state1, good["state"]) == "newer"
+        assert check_advance(good["state"], good["state"]) == "same"
+
+    check("repository", check_repo)
+    check("expected values", check_ids)
+    check("seq 1 -> seq 2", check_state1)
+
+    for key, val in sorted(expected.items()):
+        if not key.startswith("negative."):
+            continue
+        name, replaces = key[len("negative."):], val.split()[1]
+
+        def neg(name=name, replaces=replaces):
+            bad = read("negative/" + name)
+            try:
+                st = load(lambda rel: bad if rel == replaces else repo(rel), site)
+                check_advance(good["state"], st)
+            except Reject:
+                return
+            raise AssertionError("accepted")
+
+        check("negative/" + name, neg)
+
+    def bundles():
+        full = read_bundle(read("bundles/full-2.szb"), site, lambda rel: False)
+        if full is None:
+            print("note: no zstd decoder (module zstandard or command zstd); bundles not checked")
+            return
+        assert full["state"]["id"] == good["state"]["id"] and full["base"] is None
+        delta = read_bundle(read("bundles/delta-1-2.szb"), site, lambda rel: repo(rel) is not None)
+        assert delta["base"][1].hex() == expected["state.1.snapshot.id"]
+        fields_ = expected["bundle.delta"].split()
+        assert (delta["trees"], delta["objects"]) == (int(fields_[8]), int(fields_[10]))
+        damaged = bytearray(read("bundles/full-2.szb"))
+        for bad in (damaged[:-1], damaged + b"\x00", damaged[:8] + b"\x02" + damaged[9:]):
+            try:
+                read_bundle(bytes(bad), site, lambda rel: False)
+            except Reject:
+                continue
+            raise AssertionError("a damaged bundle was accepted")
+
+    check("bundles", bundles)
+    print("%d passed, %d failed" % (passed[0], failed[0]))
+    return 1 if failed[0] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
