@@ -602,3 +602,29 @@ fn install_staged(repo: &Repo, staged: &Path, rel: &str) -> Result<()> {
     }
     std::fs::rename(staged, &dest).at(&dest)
 }
+
+/// The site a bundle claims to belong to (from its genesis root record),
+/// without verifying anything. Used only to address a push.
+pub fn peek_site(file: &Path) -> Result<crate::keys::SiteId> {
+    let name = file.display().to_string();
+    let mut raw = BufReader::new(File::open(file).at(file)?);
+    let mut head = [0u8; 9];
+    raw.read_exact(&mut head).map_err(|_| Error::decode(&name, "too short to be a samizdat bundle"))?;
+    if head[..8] != MAGIC || head[8] != VERSION {
+        return Err(Error::decode(&name, "not a samizdat bundle of a supported version"));
+    }
+    let dec = zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::decode(&name, e))?;
+    let mut s = Stream { r: dec, name: name.clone(), objects: 0 };
+    let mut tag = s.u8("the first record")?;
+    if tag == T_BASE {
+        s.u64("the base record")?;
+        s.hash("the base record")?;
+        tag = s.u8("the record after the base")?;
+    }
+    if tag != T_ROOT {
+        return Err(Error::decode(&name, "no root record"));
+    }
+    let genesis = s.doc("a root record")?;
+    let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
+    Ok(sha256(&env.body))
+}

@@ -38,7 +38,9 @@ type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Byt
 /// A repository at an http(s) base URL.
 pub struct HttpSource {
     base: String,
-    rt: tokio::runtime::Runtime,
+    /// Owned runtime when created outside one; dropped last.
+    _rt: Option<Arc<tokio::runtime::Runtime>>,
+    rt_handle: tokio::runtime::Handle,
     client: HttpsClient,
 }
 
@@ -47,44 +49,27 @@ impl HttpSource {
         let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
         let _: hyper::Uri =
             base.parse().map_err(|e| Error::Usage(format!("{base}: not a valid URL: {e}")))?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(ca) = &tls.ca_file {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-                .map_err(|e| Error::Usage(format!("{}: cannot read CA certificates: {e}", ca.display())))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| Error::Usage(format!("{}: bad PEM certificate: {e}", ca.display())))?;
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| Error::Usage(format!("{}: unusable CA certificate: {e}", ca.display())))?;
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(config)
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .wrap_connector(http);
+        let https = connector(tls)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
         let client = Client::builder(TokioExecutor::new()).build(https);
-        Ok(HttpSource { base, rt, client })
+        let rt_handle = rt.handle().clone();
+        Ok(HttpSource { base, _rt: Some(Arc::new(rt)), rt_handle, client })
     }
 
     async fn get(&self, url: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
+        let Some(mut body) = self.open(url, max).await? else { return Ok(false) };
+        while let Some(data) = body.next().await? {
+            sink(&data)?;
+        }
+        Ok(true)
+    }
+
+    /// Sends the request and checks the status and declared length.
+    async fn open(&self, url: &str, max: u64) -> Result<Option<BodyReader>> {
         let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
         let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
         let req = hyper::Request::get(uri)
@@ -103,7 +88,7 @@ impl HttpSource {
             })?;
         let status = resp.status();
         if status == hyper::StatusCode::NOT_FOUND || status == hyper::StatusCode::GONE {
-            return Ok(false);
+            return Ok(None);
         }
         if status.is_redirection() {
             return Err(fail(format!("HTTP {status}: redirects are not followed; give the final URL")));
@@ -123,39 +108,209 @@ impl HttpSource {
                 ));
             }
         }
-        let mut body = resp.into_body();
-        let start = Instant::now();
-        let mut total = 0u64;
-        loop {
-            let frame = match tokio::time::timeout(IDLE_TIMEOUT, body.frame()).await {
-                Err(_) => {
-                    return Err(fail(format!(
-                        "stalled: no data for {} s after {total} bytes",
-                        IDLE_TIMEOUT.as_secs()
-                    )));
+        Ok(Some(BodyReader {
+            url: url.to_string(),
+            body: resp.into_body(),
+            start: Instant::now(),
+            total: 0,
+            max,
+        }))
+    }
+
+    /// Streams `rel` into a blocking reader: a task on this source's runtime
+    /// fetches chunks into a small bounded channel (backpressure), and the
+    /// reader takes them out. `None` if the file does not exist.
+    pub fn stream_reader(&self, rel: &str, max: u64) -> Result<Option<ChannelReader>> {
+        let url = format!("{}{rel}", self.base);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Bytes>>>(8);
+        // The task must not own the runtime: dropping a runtime from inside
+        // itself panics. It holds only a handle.
+        let client = HttpSource {
+            base: self.base.clone(),
+            _rt: None,
+            rt_handle: self.rt_handle.clone(),
+            client: self.client.clone(),
+        };
+        self.rt_handle.spawn(async move {
+            let mut body = match client.open(&url, max).await {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    let _ = tx.send(Ok(None)).await;
+                    return;
                 }
-                Ok(None) => return Ok(true),
-                Ok(Some(Err(e))) => {
-                    return Err(fail(format!("connection failed after {total} bytes: {e}")));
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
                 }
-                Ok(Some(Ok(f))) => f,
             };
-            if let Ok(data) = frame.into_data() {
-                total += data.len() as u64;
-                if total > max {
-                    return Err(Error::verify(url, format!("larger than the {max} bytes allowed")));
-                }
-                sink(&data)?;
+            if tx.send(Ok(Some(Bytes::new()))).await.is_err() {
+                return;
             }
-            let elapsed = start.elapsed();
-            if elapsed > GRACE && total < MIN_RATE * elapsed.as_secs() {
-                return Err(fail(format!(
-                    "too slow: {total} bytes in {} s (minimum {MIN_RATE} B/s)",
-                    elapsed.as_secs()
-                )));
+            loop {
+                match body.next().await {
+                    Ok(Some(data)) => {
+                        if tx.send(Ok(Some(data))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+        });
+        match rx.blocking_recv() {
+            Some(Ok(Some(_))) => Ok(Some(ChannelReader { rx, buf: Bytes::new(), failed: None })),
+            Some(Ok(None)) => Ok(None),
+            Some(Err(e)) => Err(e),
+            None => {
+                Err(Error::Fetch { url: format!("{}{rel}", self.base), reason: "request task ended".into() })
             }
         }
     }
+}
+
+/// A response body read with an idle timeout, a minimum rate and a size cap.
+struct BodyReader {
+    url: String,
+    body: hyper::body::Incoming,
+    start: Instant,
+    total: u64,
+    max: u64,
+}
+
+impl BodyReader {
+    async fn next(&mut self) -> Result<Option<Bytes>> {
+        let fail = |reason: String| Error::Fetch { url: self.url.clone(), reason };
+        loop {
+            let frame = match tokio::time::timeout(IDLE_TIMEOUT, self.body.frame()).await {
+                Err(_) => {
+                    return Err(fail(format!(
+                        "stalled: no data for {} s after {} bytes",
+                        IDLE_TIMEOUT.as_secs(),
+                        self.total
+                    )));
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(e))) => {
+                    return Err(fail(format!("connection failed after {} bytes: {e}", self.total)));
+                }
+                Ok(Some(Ok(f))) => f,
+            };
+            let elapsed = self.start.elapsed();
+            if elapsed > GRACE && self.total < MIN_RATE * elapsed.as_secs() {
+                return Err(fail(format!(
+                    "too slow: {} bytes in {} s (minimum {MIN_RATE} B/s)",
+                    self.total,
+                    elapsed.as_secs()
+                )));
+            }
+            if let Ok(data) = frame.into_data() {
+                self.total += data.len() as u64;
+                if self.total > self.max {
+                    return Err(Error::verify(
+                        &self.url,
+                        format!("larger than the {} bytes allowed", self.max),
+                    ));
+                }
+                return Ok(Some(data));
+            }
+        }
+    }
+}
+
+/// The blocking side of [`HttpSource::stream_reader`].
+pub struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Option<Bytes>>>,
+    buf: Bytes,
+    failed: Option<String>,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.buf.is_empty() {
+            if let Some(f) = &self.failed {
+                return Err(std::io::Error::other(f.clone()));
+            }
+            match self.rx.blocking_recv() {
+                None | Some(Ok(None)) => return Ok(0),
+                Some(Ok(Some(b))) => self.buf = b,
+                Some(Err(e)) => self.failed = Some(e.to_string()),
+            }
+        }
+        let n = out.len().min(self.buf.len());
+        out[..n].copy_from_slice(&self.buf[..n]);
+        self.buf = self.buf.slice(n..);
+        Ok(n)
+    }
+}
+
+/// The HTTPS-or-HTTP connector: webpki roots plus any extra CA file.
+fn connector(tls: &TlsOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca) = &tls.ca_file {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| Error::Usage(format!("{}: cannot read CA certificates: {e}", ca.display())))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::Usage(format!("{}: bad PEM certificate: {e}", ca.display())))?;
+        for c in certs {
+            roots
+                .add(c)
+                .map_err(|e| Error::Usage(format!("{}: unusable CA certificate: {e}", ca.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    Ok(https)
+}
+
+/// Sends `body` with POST and returns the status code and response text
+/// (at most 64 KiB of it). Blocking.
+pub fn post(url: &str, body: Vec<u8>, content_type: &str, tls: &TlsOptions) -> Result<(u16, String)> {
+    let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
+    let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    let https = connector(tls)?;
+    rt.block_on(async {
+        let client: Client<_, http_body_util::Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(https);
+        let req = hyper::Request::post(uri)
+            .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(http_body_util::Full::new(Bytes::from(body)))
+            .map_err(|e| fail(e.to_string()))?;
+        let resp = client.request(req).await.map_err(|e| fail(describe_client_error(&e)))?;
+        let status = resp.status().as_u16();
+        let mut text = Vec::new();
+        let mut b = resp.into_body();
+        while let Some(frame) =
+            tokio::time::timeout(IDLE_TIMEOUT, b.frame()).await.map_err(|_| fail("no answer".into()))?
+        {
+            if let Ok(d) = frame.map_err(|e| fail(e.to_string()))?.into_data() {
+                text.extend_from_slice(&d[..d.len().min(65536 - text.len().min(65536))]);
+            }
+        }
+        Ok((status, String::from_utf8_lossy(&text).trim().to_string()))
+    })
 }
 
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
@@ -177,10 +332,14 @@ impl Source for HttpSource {
 
     fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
         let url = format!("{}{rel}", self.base);
-        self.rt.block_on(self.get(&url, max, sink))
+        self.rt_handle.block_on(self.get(&url, max, sink))
     }
 
     fn parallelism(&self) -> usize {
         8
+    }
+
+    fn reader(&self, rel: &str, max: u64) -> Result<Option<Box<dyn std::io::Read + Send>>> {
+        Ok(self.stream_reader(rel, max)?.map(|r| Box::new(r) as Box<dyn std::io::Read + Send>))
     }
 }

@@ -29,6 +29,7 @@ mod fsutil;
 pub mod hash;
 pub mod keys;
 pub mod meta;
+pub mod mirror;
 pub mod path;
 pub mod sign;
 

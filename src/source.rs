@@ -28,6 +28,10 @@ pub trait Source: Send + Sync {
     /// `max` bytes. Returns `Ok(false)` if the file does not exist.
     fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool>;
 
+    /// Opens the file at `rel` as a byte stream of at most `max` bytes
+    /// (`None` if it does not exist). Used for bundles, which can be large.
+    fn reader(&self, rel: &str, max: u64) -> Result<Option<Box<dyn Read + Send>>>;
+
     /// How many reads are worth running at once.
     fn parallelism(&self) -> usize {
         std::thread::available_parallelism().map_or(2, |n| n.get())
@@ -58,6 +62,15 @@ impl DirSource {
 impl Source for DirSource {
     fn name(&self) -> String {
         self.base.display().to_string()
+    }
+
+    fn reader(&self, rel: &str, max: u64) -> Result<Option<Box<dyn Read + Send>>> {
+        let path = self.base.join(rel);
+        match File::open(&path) {
+            Ok(f) => Ok(Some(Box::new(f.take(max)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(path, e)),
+        }
     }
 
     fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {

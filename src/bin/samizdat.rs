@@ -122,6 +122,48 @@ enum Cmd {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Run a mirror: serve verified sites, sync them from upstreams, accept pushes.
+    ///
+    /// Either give a config file, or mirror one site with --publisher and --upstream.
+    Mirror {
+        /// Config file (see mirror-config/mirror.toml).
+        #[arg(long, conflicts_with_all = ["publisher", "upstream"])]
+        config: Option<PathBuf>,
+        /// Publisher to mirror: a .pub file or fingerprint (without --config).
+        #[arg(long, requires = "upstream")]
+        publisher: Option<String>,
+        /// Where to fetch it: repository URL or path, or another mirror's URL (repeatable).
+        #[arg(long)]
+        upstream: Vec<String>,
+        /// HTTP listen address (overrides the config file).
+        #[arg(long)]
+        listen: Option<String>,
+        /// HTTPS listen address (overrides the config file; needs [tls] or --self-signed).
+        #[arg(long)]
+        listen_tls: Option<String>,
+        /// Data directory (overrides the config file).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Use a self-signed certificate for --listen-tls (without --config).
+        #[arg(long)]
+        self_signed: bool,
+        /// How often to poll upstreams (without --config).
+        #[arg(long, default_value = "5m")]
+        poll_interval: String,
+    },
+    /// Send a bundle (or a repository's newest snapshot, as a delta when the
+    /// mirror already has an older one) to mirrors.
+    Publish {
+        /// A bundle file (or use --repo).
+        file: Option<PathBuf>,
+        #[arg(long, conflicts_with = "file")]
+        repo: Option<PathBuf>,
+        /// Mirror base URL (repeatable).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
     /// Print the fingerprint of a publisher.pub file.
     Fingerprint { pub_file: PathBuf },
     /// Sign the sample site, export, verify and extract it, in a throwaway state folder.
@@ -132,6 +174,12 @@ enum Cmd {
         /// Site to use.
         #[arg(long)]
         site: Option<PathBuf>,
+        /// Where the demo mirror listens.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Stop after extracting; do not start the mirror.
+        #[arg(long)]
+        no_serve: bool,
     },
 }
 
@@ -276,7 +324,30 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let a = load_anchor(&pub_file.display().to_string())?;
             println!("{}", fingerprint(&a.site));
         }
-        Cmd::Demo { state, site } => demo(&state, site)?,
+        Cmd::Demo { state, site, listen, no_serve } => demo(&state, site, &listen, no_serve)?,
+        Cmd::Mirror {
+            config,
+            publisher,
+            upstream,
+            listen,
+            listen_tls,
+            data_dir,
+            self_signed,
+            poll_interval,
+        } => {
+            let text = match (&config, &publisher) {
+                (Some(path), _) => {
+                    std::fs::read_to_string(path).with_context(|| path.display().to_string())?
+                }
+                (None, Some(p)) => quick_config(p, &upstream, self_signed, &poll_interval),
+                (None, None) => bail!("give --config FILE, or --publisher PUB --upstream URL"),
+            };
+            let origin = config.clone().unwrap_or_else(|| PathBuf::from("command line"));
+            let text = override_config(&text, listen.as_deref(), listen_tls.as_deref(), data_dir.as_deref())?;
+            let cfg = samizdat::mirror::Config::parse(&text, &origin)?;
+            run_mirror(cfg, None)?;
+        }
+        Cmd::Publish { file, repo, to, ca } => return publish_cmd(file, repo, &to, ca),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -353,7 +424,162 @@ fn default_site() -> anyhow::Result<PathBuf> {
     bail!("examples/site not found; run the demo from the samizdat source tree or pass --site DIR")
 }
 
-fn demo(state: &Path, site: Option<PathBuf>) -> anyhow::Result<()> {
+/// A one-site config from flags, in the config file's own syntax so that one
+/// validation step serves both.
+fn quick_config(publisher: &str, upstreams: &[String], self_signed: bool, poll: &str) -> String {
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let ups: Vec<String> = upstreams.iter().map(|u| q(u)).collect();
+    let publisher = if publisher.starts_with("sz1") {
+        publisher.to_string()
+    } else {
+        std::path::absolute(publisher)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| publisher.to_string())
+    };
+    let mut t = format!(
+        "listen = \"0.0.0.0:8080\"\ndata_dir = {}\npoll_interval = {}\n",
+        q(&std::path::absolute("samizdat-data")
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "samizdat-data".into())),
+        q(poll)
+    );
+    if self_signed {
+        t.push_str("[tls]\nself_signed = true\n");
+    }
+    t.push_str(&format!("[[site]]\npublisher = {}\nupstreams = [{}]\n", q(&publisher), ups.join(", ")));
+    t
+}
+
+/// Applies --listen, --listen-tls and --data-dir over a config: flags win.
+fn override_config(
+    text: &str,
+    listen: Option<&str>,
+    listen_tls: Option<&str>,
+    data_dir: Option<&Path>,
+) -> anyhow::Result<String> {
+    let mut doc: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", e.message()))?;
+    if let Some(l) = listen {
+        doc.insert("listen".into(), toml::Value::String(l.into()));
+    }
+    if let Some(l) = listen_tls {
+        doc.insert("listen_tls".into(), toml::Value::String(l.into()));
+    }
+    if let Some(d) = data_dir {
+        let abs = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
+        doc.insert("data_dir".into(), toml::Value::String(abs.display().to_string()));
+    }
+    Ok(toml::to_string(&doc)?)
+}
+
+/// Binds, runs until SIGTERM or Ctrl-C, then drains. `ready` is called with
+/// the bound addresses once listening.
+type Ready = Box<dyn FnOnce(&samizdat::mirror::Mirror, Option<std::net::SocketAddr>) + Send>;
+
+fn run_mirror(cfg: samizdat::mirror::Config, ready: Option<Ready>) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let mut listeners = samizdat::mirror::Listeners::default();
+        if let Some(a) = cfg.listen {
+            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
+            tracing::info!("serving http://{}/ (status page at /_samizdat/)", l.local_addr()?);
+            listeners.http = Some(l);
+        }
+        if let Some(a) = cfg.listen_tls {
+            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
+            tracing::info!("serving https://{}/", l.local_addr()?);
+            listeners.https = Some(l);
+        }
+        let http_addr = listeners.http.as_ref().and_then(|l| l.local_addr().ok());
+        let mirror = samizdat::mirror::Mirror::open(cfg)?;
+        if let Some(f) = ready {
+            let m = mirror.clone();
+            tokio::task::spawn_blocking(move || f(&m, http_addr));
+        }
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        samizdat::mirror::run(mirror, listeners, shutdown, Duration::from_secs(10)).await?;
+        anyhow::Ok(())
+    })
+}
+
+fn publish_cmd(
+    file: Option<PathBuf>,
+    repo: Option<PathBuf>,
+    to: &[String],
+    ca: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let tls = TlsOptions { ca_file: ca };
+    let mut failed = 0;
+    for url in to {
+        let base = url.trim_end_matches('/');
+        let result = (|| -> anyhow::Result<String> {
+            let (body, fp) = match (&file, &repo) {
+                (Some(f), _) => {
+                    let site = archive::peek_site(f)?;
+                    (std::fs::read(f).with_context(|| f.display().to_string())?, fingerprint(&site))
+                }
+                (None, Some(r)) => {
+                    let src = samizdat::source::DirSource::new(r);
+                    let anchor = archive::source_anchor(&src)?;
+                    let fp = fingerprint(&anchor.site);
+                    let v = source::load_verified(&src, &anchor)?;
+                    // Ask the mirror what it has, to send only what is new.
+                    let remote =
+                        samizdat::http::HttpSource::new(&format!("{base}/_samizdat/repo/{fp}/"), &tls)
+                            .and_then(|h| samizdat::source::Source::fetch(&h, "head", 1 << 20));
+                    let since = remote
+                        .ok()
+                        .flatten()
+                        .and_then(|b| samizdat::sign::Signed::decode(&b, samizdat::sign::Role::Head).ok())
+                        .and_then(|e| samizdat::meta::Head::decode(&e.body).ok())
+                        .map(|h| h.seq);
+                    if since == Some(v.snapshot.seq) {
+                        return Ok(format!("already has seq {}; nothing to send", v.snapshot.seq));
+                    }
+                    let since =
+                        since.filter(|&s| s < v.snapshot.seq && source::find_seq(&src, &v, s).is_ok());
+                    let (_, bytes) = archive::write_bundle(&src, &v, since, Vec::new(), 3, 2)?;
+                    (bytes, fp)
+                }
+                (None, None) => bail!("give a bundle FILE or --repo REPO"),
+            };
+            let (status, text) = samizdat::http::post(
+                &format!("{base}/_samizdat/push/{fp}"),
+                body,
+                "application/vnd.samizdat.bundle",
+                &tls,
+            )?;
+            if status != 200 {
+                bail!("HTTP {status}: {text}");
+            }
+            Ok(text)
+        })();
+        match result {
+            Ok(t) => println!("{url}: {t}"),
+            Err(e) => {
+                eprintln!("samizdat: {url}: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn demo(state: &Path, site: Option<PathBuf>, listen: &str, no_serve: bool) -> anyhow::Result<()> {
     let site = match site {
         Some(s) => s,
         None => default_site()?,
@@ -399,5 +625,43 @@ fn demo(state: &Path, site: Option<PathBuf>) -> anyhow::Result<()> {
     println!("Try it yourself:");
     println!("  samizdat verify {} --trust {}", bundle.display(), keys.join("publisher.pub").display());
     println!("  samizdat verify {} --trust {}", repo.display(), p.fingerprint());
-    Ok(())
+    if no_serve {
+        return Ok(());
+    }
+    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let abs = |p: &Path| {
+        std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.display().to_string())
+    };
+    let cfg_text = format!(
+        "listen = {}\ndata_dir = {}\npoll_interval = \"2s\"\n[[site]]\npublisher = {}\nupstreams = [{}]\n",
+        q(listen),
+        q(&abs(&state.join("mirror"))),
+        q(&p.fingerprint()),
+        q(&abs(&repo))
+    );
+    let cfg = samizdat::mirror::Config::parse(&cfg_text, Path::new("demo"))?;
+    let fp = p.fingerprint();
+    let pubfile = keys.join("publisher.pub");
+    run_mirror(
+        cfg,
+        Some(Box::new(move |m: &samizdat::mirror::Mirror, addr: Option<std::net::SocketAddr>| {
+            // Wait (bounded) for the first sync, then say where to look.
+            for _ in 0..100 {
+                if m.sites().iter().all(|s| s.served().is_some()) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let Some(a) = addr else { return };
+            println!();
+            println!("6. a mirror now serves the verified site:");
+            println!("   open       http://{a}/");
+            println!("   status     http://{a}/_samizdat/");
+            println!(
+                "   verify it  samizdat verify http://{a}/_samizdat/repo/{fp}/ --trust {}",
+                pubfile.display()
+            );
+            println!("   Ctrl-C stops it.");
+        })),
+    )
 }
