@@ -386,6 +386,8 @@ pub fn read_stream<R: Read>(
     let mut pending_objects: HashMap<ContentHash, (u64, String)> = HashMap::new();
     let mut staged_trees = Vec::new();
     let mut received: HashSet<ContentHash> = HashSet::new();
+    let mut tree_lens: HashMap<ContentHash, u64> = HashMap::new();
+    tree_lens.insert(verified.snapshot.root.hash, verified.snapshot.root.len);
     // Per tree: its own files and bytes, and its subtrees, to check the totals.
     let mut sums: HashMap<ContentHash, (u64, u64, Vec<ContentHash>)> = HashMap::new();
     let mut tag = s.u8("the first tree record")?;
@@ -411,13 +413,20 @@ pub fn read_stream<R: Read>(
             match e.kind {
                 EntryKind::Dir(t) => {
                     subs.push(t.hash);
+                    // One hash, one length: a second reference may not claim another.
+                    if *tree_lens.entry(t.hash).or_insert(t.len) != t.len {
+                        return Err(Error::verify(
+                            p,
+                            "the same tree is referenced with two different lengths",
+                        ));
+                    }
                     if !received.contains(&t.hash) {
                         pending_trees.insert(t.hash, (t.len, p));
                     }
                 }
                 EntryKind::File { hash, size, .. } => {
                     files += 1;
-                    bytes = bytes.saturating_add(size);
+                    bytes = bytes.checked_add(size).ok_or_else(|| Error::verify(&p, "sizes overflow"))?;
                     let prior = pending_objects.entry(hash).or_insert((size, p.clone()));
                     if prior.0 != size {
                         return Err(Error::verify(p, "the same object is listed with two different sizes"));
@@ -443,8 +452,11 @@ pub fn read_stream<R: Read>(
         }
     }
     if !used_local_trees {
-        let (files, bytes) = totals(&verified.snapshot.root.hash, &sums, &mut HashMap::new(), 0)?;
-        if files != verified.snapshot.files || bytes != verified.snapshot.bytes {
+        let t = totals(&verified.snapshot.root.hash, &sums, &mut HashMap::new(), 0)?;
+        if t.visits > verified.snapshot.files.saturating_add(crate::meta::MAX_EXTRA_TREES) {
+            return Err(Error::verify(&name, "more directories than allowed (repeated empty subtrees?)"));
+        }
+        if t.files != verified.snapshot.files || t.bytes != verified.snapshot.bytes {
             return Err(Error::verify(
                 &name,
                 "the trees do not add up to the file count and size the snapshot declares",
@@ -523,7 +535,13 @@ pub fn read_stream<R: Read>(
             return Err(Error::verify(&name, format!("object {h} (/{p}) is missing from the bundle")));
         }
     }
-    // Nothing may follow the zstd frame.
+    // Nothing may follow the end record inside the frame, nor the frame in the file.
+    let mut after = [0u8; 1];
+    match s.r.read(&mut after) {
+        Ok(0) => {}
+        Ok(_) => return Err(Error::decode(&name, "data after the end record")),
+        Err(e) => return Err(Error::decode(&name, format!("after the end record: {e}"))),
+    }
     let mut rest = s.r.finish();
     let mut extra = [0u8; 1];
     if rest.read(&mut extra).map_err(|e| Error::decode(&name, e))? != 0 {
@@ -571,34 +589,59 @@ pub fn read_stream<R: Read>(
     })
 }
 
-/// Files and bytes under tree `h`, counting repeated subtrees each time.
+/// Totals under one tree: files, bytes and tree visits (repeats counted), and its height.
+#[derive(Clone, Copy)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+    visits: u64,
+    height: usize,
+}
+
+/// Totals under tree `h`, counting repeated subtrees each time, memoised by hash.
 fn totals(
     h: &ContentHash,
     sums: &HashMap<ContentHash, (u64, u64, Vec<ContentHash>)>,
-    memo: &mut HashMap<ContentHash, (u64, u64)>,
+    memo: &mut HashMap<ContentHash, Totals>,
     depth: usize,
-) -> Result<(u64, u64)> {
-    if let Some(v) = memo.get(h) {
-        return Ok(*v);
+) -> Result<Totals> {
+    let too_deep = || Error::verify(format!("tree {h}"), "nested deeper than 64 levels");
+    if depth >= crate::path::MAX_DEPTH {
+        return Err(too_deep());
     }
-    if depth > crate::path::MAX_DEPTH {
-        return Err(Error::verify(format!("tree {h}"), "nested deeper than 64 levels"));
+    let t = match memo.get(h) {
+        Some(t) => *t,
+        None => {
+            let (files, bytes, subs) = sums
+                .get(h)
+                .ok_or_else(|| Error::verify(format!("tree {h}"), "missing from the bundle"))?
+                .clone();
+            let overflow = || Error::verify(format!("tree {h}"), "totals overflow");
+            let mut t = Totals { files, bytes, visits: 1, height: 0 };
+            for s in &subs {
+                let st = totals(s, sums, memo, depth + 1)?;
+                t.files = t.files.checked_add(st.files).ok_or_else(overflow)?;
+                t.bytes = t.bytes.checked_add(st.bytes).ok_or_else(overflow)?;
+                t.visits = t.visits.checked_add(st.visits).ok_or_else(overflow)?;
+                t.height = t.height.max(st.height + 1);
+            }
+            memo.insert(*h, t);
+            t
+        }
+    };
+    if depth + t.height >= crate::path::MAX_DEPTH {
+        return Err(too_deep());
     }
-    let (mut f, mut b, subs) =
-        sums.get(h).ok_or_else(|| Error::verify(format!("tree {h}"), "missing from the bundle"))?.clone();
-    for s in &subs {
-        let (sf, sb) = totals(s, sums, memo, depth + 1)?;
-        f = f.saturating_add(sf);
-        b = b.saturating_add(sb);
-    }
-    memo.insert(*h, (f, b));
-    Ok((f, b))
+    Ok(t)
 }
 
 fn install_staged(repo: &Repo, staged: &Path, rel: &str) -> Result<()> {
     let dest = repo.path(rel);
     if dest.exists() {
         return Ok(());
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).at(parent)?;
     }
     std::fs::rename(staged, &dest).at(&dest)
 }

@@ -32,14 +32,14 @@ impl<'b> Reader<'b> {
         r.map_err(|e| self.err(e))
     }
 
-    /// A definite-length map that must have exactly `n` entries.
-    pub fn map(&mut self, n: u64) -> Result<()> {
+    /// A definite-length map of any size; returns its length. Used to read the
+    /// format version (key 0) before judging the rest of a document.
+    pub fn map_any(&mut self) -> Result<u64> {
         match {
             let r = self.d.map();
             self.wrap(r)
         }? {
-            Some(len) if len == n => Ok(()),
-            Some(len) => Err(self.err(format!("map has {len} entries, expected {n}"))),
+            Some(len) => Ok(len),
             None => Err(self.err("indefinite-length map")),
         }
     }

@@ -186,8 +186,12 @@ impl Anchor {
     /// Reads `arg` as a `.pub` file path, or else as a fingerprint string.
     pub fn load(arg: &str) -> Result<Anchor> {
         let path = Path::new(arg);
-        if arg.starts_with(FINGERPRINT_PREFIX) && !path.exists() {
-            return Ok(Anchor { site: parse_fingerprint(arg)?, genesis: None });
+        if arg.starts_with(FINGERPRINT_PREFIX) {
+            match parse_fingerprint(arg) {
+                Ok(site) => return Ok(Anchor { site, genesis: None }),
+                Err(e) if !path.exists() => return Err(e),
+                Err(_) => {}
+            }
         }
         let text = std::fs::read_to_string(path).at(path)?;
         Self::parse_pub(&text, arg)
@@ -197,9 +201,10 @@ impl Anchor {
         let bad = |r: &str| Error::decode(format!("publisher key {name}"), r);
         let mut lines = text.lines();
         let header = lines.next().ok_or_else(|| bad("empty file"))?;
-        let fp = header.strip_prefix(PUB_HEADER).map(str::trim).ok_or_else(|| {
-            bad("not a samizdat .pub file (first line must start with samizdat-publisher-v1)")
-        })?;
+        let fp =
+            header.strip_prefix(PUB_HEADER).and_then(|r| r.strip_prefix(' ')).map(str::trim).ok_or_else(
+                || bad("not a samizdat .pub file (first line must start with samizdat-publisher-v1)"),
+            )?;
         let b64 = lines.next().ok_or_else(|| bad("missing key line"))?;
         if lines.any(|l| !l.trim().is_empty()) {
             return Err(bad("unexpected extra lines"));

@@ -11,6 +11,10 @@ use crate::path;
 pub const FORMAT: u64 = 1;
 /// Largest tree node accepted.
 pub const MAX_TREE: usize = 16 << 20;
+/// Tree nodes a snapshot may have beyond one per file, counting a subtree
+/// each time it appears: bounds the work of walking a snapshot whose trees
+/// repeat empty subtrees (files are bounded by the signed file count).
+pub const MAX_EXTRA_TREES: u64 = 1 << 16;
 /// Most entries in one tree node.
 pub const MAX_ENTRIES: u64 = 1 << 20;
 const MAX_KEYS: u64 = 64;
@@ -18,7 +22,10 @@ const MAX_MIRRORS: u64 = 256;
 const MAX_TEXT: usize = 1024;
 const MAX_MEDIA: usize = 255;
 
-fn expect_format(r: &mut Reader<'_>, what: &str) -> Result<()> {
+/// Reads a document's map header and its format version (key 0) first, so
+/// that a newer format is reported as such, then requires `fields` entries.
+fn expect_format(r: &mut Reader<'_>, what: &str, fields: u64) -> Result<()> {
+    let n = r.map_any()?;
     r.key(0)?;
     let v = r.u64()?;
     if v != FORMAT {
@@ -26,6 +33,9 @@ fn expect_format(r: &mut Reader<'_>, what: &str) -> Result<()> {
             what,
             format!("format version {v} is not supported (this build reads {FORMAT}); upgrade samizdat"),
         ));
+    }
+    if n != fields {
+        return Err(Error::decode(what, format!("map has {n} entries, expected {fields}")));
     }
     Ok(())
 }
@@ -45,8 +55,8 @@ fn threshold_ok(t: u64, n: usize, what: &str) -> Result<()> {
 }
 
 fn printable(s: &str, what: &str) -> Result<()> {
-    if s.chars().any(char::is_control) {
-        return Err(Error::decode(what, "control character in text"));
+    if s.chars().any(|c| c.is_control() || path::is_invisible(c)) {
+        return Err(Error::decode(what, "control or invisible formatting character in text"));
     }
     Ok(())
 }
@@ -92,8 +102,7 @@ impl Root {
             W,
             crate::sign::MAX_ENVELOPE,
             |r| {
-                r.map(8)?;
-                expect_format(r, W)?;
+                expect_format(r, W, 8)?;
                 r.key(1)?;
                 let name = r.text(MAX_TEXT)?.to_string();
                 r.key(2)?;
@@ -181,8 +190,7 @@ impl Keyset {
             W,
             crate::sign::MAX_ENVELOPE,
             |r| {
-                r.map(8)?;
-                expect_format(r, W)?;
+                expect_format(r, W, 8)?;
                 r.key(1)?;
                 let site = r.hash()?;
                 r.key(2)?;
@@ -278,8 +286,7 @@ impl Snapshot {
             W,
             crate::sign::MAX_ENVELOPE,
             |r| {
-                r.map(11)?;
-                expect_format(r, W)?;
+                expect_format(r, W, 11)?;
                 r.key(1)?;
                 let site = r.hash()?;
                 r.key(2)?;
@@ -361,8 +368,7 @@ impl Head {
             W,
             crate::sign::MAX_ENVELOPE,
             |r| {
-                r.map(8)?;
-                expect_format(r, W)?;
+                expect_format(r, W, 8)?;
                 r.key(1)?;
                 let site = r.hash()?;
                 r.key(2)?;

@@ -40,10 +40,40 @@ pub fn check_name(name: &str, path: &str) -> Result<()> {
     if name.chars().any(char::is_control) {
         return bad("control character in name");
     }
+    if name.chars().any(is_invisible) {
+        return bad("invisible formatting character (bidi override, zero-width) in name");
+    }
+    // Names that Windows cannot hold or treats specially: a reader on
+    // Windows must be able to extract any verified site.
+    if let Some(c) = name.chars().find(|c| WINDOWS_RESERVED_CHARS.contains(c)) {
+        return Err(Error::path(
+            path,
+            format!("character {c:?} is not allowed in names (Windows cannot store it)"),
+        ));
+    }
+    if name.ends_with('.') || name.ends_with(' ') {
+        return bad("name ends with a dot or space (Windows cannot store it)");
+    }
+    let stem = name.split('.').next().unwrap_or("").to_ascii_uppercase();
+    if WINDOWS_DEVICE_NAMES.contains(&stem.as_str()) {
+        return bad("reserved device name on Windows (CON, PRN, AUX, NUL, COM1-9, LPT1-9)");
+    }
     if !is_nfc(name) {
         return bad("name is not in Unicode normal form C (NFC); rename it");
     }
     Ok(())
+}
+
+const WINDOWS_RESERVED_CHARS: &[char] = &[':', '<', '>', '"', '|', '?', '*'];
+const WINDOWS_DEVICE_NAMES: &[&str] = &[
+    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+    "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+];
+
+/// Characters that change how text displays without showing themselves:
+/// bidirectional overrides and isolates, zero-width characters, BOM.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
 }
 
 fn is_nfc(s: &str) -> bool {
@@ -122,6 +152,15 @@ mod tests {
             "a/",
             "a\nb",
             "cafe\u{301}.html",
+            "C:evil",
+            "a:b",
+            "x?.html",
+            "CON",
+            "nul.txt",
+            "dot.",
+            "space ",
+            "evil\u{202E}lmth.exe",
+            "zero\u{200B}width",
         ] {
             assert!(split(p).is_err(), "{p:?} accepted");
         }

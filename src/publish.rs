@@ -349,7 +349,7 @@ fn scan(
     let mut dirs = Vec::new();
     let mut stack = vec![(site.to_path_buf(), String::new(), 0usize)];
     while let Some((abs, rel, depth)) = stack.pop() {
-        if depth > path::MAX_DEPTH {
+        if depth >= path::MAX_DEPTH {
             return Err(Error::path(rel, "nested deeper than 64 levels"));
         }
         dirs.push(rel.clone());

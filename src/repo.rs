@@ -129,6 +129,20 @@ impl Repo {
         self.install(tmp, rel)
     }
 
+    /// Writes a version-named file (`roots/N.root`, `keysets/N.keyset`). If one
+    /// exists with other content, two different documents claim one version:
+    /// refuse rather than keep a repository that no longer verifies.
+    fn put_versioned(&self, rel: &str, data: &[u8]) -> Result<()> {
+        match fs::read(self.path(rel)) {
+            Ok(existing) if existing == data => Ok(()),
+            Ok(_) => Err(Error::verify(
+                format!("{}/{rel}", self.base.display()),
+                "a different document with this version is already stored (keys regenerated with --force, or equivocation)",
+            )),
+            Err(_) => self.put(rel, data),
+        }
+    }
+
     /// A new temporary file in `tmp/`, removed if dropped before [`Repo::install`].
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.tmp_dir();
@@ -173,9 +187,9 @@ impl Repo {
         self.sync()?;
         for (i, r) in raw.roots.iter().enumerate() {
             debug_assert!((i as u64) < roots);
-            self.put(&layout::root(i as u64 + 1), r)?;
+            self.put_versioned(&layout::root(i as u64 + 1), r)?;
         }
-        self.put(&layout::keyset(keyset), &raw.keyset)?;
+        self.put_versioned(&layout::keyset(keyset), &raw.keyset)?;
         self.put(&layout::snapshot(snapshot_id), &raw.snapshot)?;
         self.sync()?;
         fsutil::write_atomic(&self.path(layout::HEAD), &raw.head, 0o644)

@@ -186,10 +186,18 @@ pub fn list(src: &dyn Source, snapshot: &crate::meta::Snapshot) -> Result<Listin
     let mut out = Listing::default();
     let mut sizes: HashMap<ContentHash, u64> = HashMap::new();
     let mut stack = vec![(snapshot.root, String::new(), 0usize)];
-    let (mut files, mut bytes) = (0u64, 0u64);
+    let (mut files, mut bytes, mut visits) = (0u64, 0u64, 0u64);
+    let max_visits = snapshot.files.saturating_add(crate::meta::MAX_EXTRA_TREES);
     while let Some((t, dir, depth)) = stack.pop() {
-        if depth > crate::path::MAX_DEPTH {
+        if depth >= crate::path::MAX_DEPTH {
             return Err(Error::path(dir, "nested deeper than 64 levels"));
+        }
+        visits += 1;
+        if visits > max_visits {
+            return Err(Error::verify(
+                "snapshot",
+                "more directories than allowed (repeated empty subtrees?)",
+            ));
         }
         let tree = fetch_tree(src, &t, &dir)?;
         out.trees.push((t, dir.clone()));
@@ -206,7 +214,9 @@ pub fn list(src: &dyn Source, snapshot: &crate::meta::Snapshot) -> Result<Listin
                         ));
                     }
                     files += 1;
-                    bytes = bytes.saturating_add(size);
+                    bytes = bytes.checked_add(size).ok_or_else(|| {
+                        Error::verify("snapshot", "file sizes add up to more than 2^64 bytes")
+                    })?;
                     if files > snapshot.files {
                         return Err(Error::verify(
                             "snapshot",

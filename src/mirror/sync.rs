@@ -172,7 +172,7 @@ pub fn fetch_missing(repo: &Repo, up: &dyn Source, v: &Verified, limits: &Limits
     let mut seen_trees = HashSet::new();
     let mut queue: Vec<(TreeRef, String, usize)> = vec![(v.snapshot.root, String::new(), 0)];
     while let Some((t, dir, depth)) = queue.pop() {
-        if depth > crate::path::MAX_DEPTH {
+        if depth >= crate::path::MAX_DEPTH {
             return Err(Error::path(dir, "nested deeper than 64 levels"));
         }
         if !seen_trees.insert(t.hash) {
