@@ -313,6 +313,13 @@ def check_name(name):
     need(isinstance(name, str) and name not in ("", ".", ".."), "bad name %r" % (name,))
     need(len(name.encode()) <= 255, "name too long")
     need(not any(c in name for c in "/\\\x00") and not has_cc(name), "forbidden character in %r" % name)
+    invisible = lambda c: c == "\u061c" or "\u200b" <= c <= "\u200f" or "\u202a" <= c <= "\u202e" \
+        or "\u2060" <= c <= "\u2069" or c == "\ufeff"
+    need(not any(invisible(c) for c in name), "invisible character in %r" % name)
+    need(not any(c in name for c in ':<>"|?*'), "Windows-unsafe character in %r" % name)
+    need(not name.endswith((".", " ")), "trailing dot or space in %r" % name)
+    reserved = {"CON", "PRN", "AUX", "NUL"} | {"COM%d" % i for i in range(1, 10)} | {"LPT%d" % i for i in range(1, 10)}
+    need(name.split(".")[0].encode().upper().decode() not in reserved, "reserved device name %r" % name)
     need(unicodedata.is_normalized("NFC", name), "name %r is not NFC" % name)
 
 
@@ -444,10 +451,12 @@ def load(get, site):
     state = verify(site, roots, fetch("keysets/%d.keyset" % claim["keyset_version"]),
                    fetch("snapshots/%s.snap" % claim["snapshot"].hex()), head_raw)
     snap, sizes, files, total = state["snapshot"], {}, [], 0
-    stack = [(snap["root"], "", 0)]
+    stack, visits = [(snap["root"], "", 0)], 0
     while stack:
         (h, ln), d, depth = stack.pop()
-        need(depth <= 64, "too deep")
+        need(depth < 64, "too deep")
+        visits += 1
+        need(visits <= snap["files"] + 65536, "too many directories")
         b = fetch(hexpath("trees", h))
         need(len(b) == ln and sha256(b) == h, "tree %s does not match its hash or length" % h.hex())
         for e in decode_tree(b):
