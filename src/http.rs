@@ -18,26 +18,50 @@ use rustls_pki_types::{CertificateDer, pem::PemObject};
 use crate::error::{Error, Result};
 use crate::source::Source;
 
-/// TLS settings for fetching.
-#[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
+/// How fetching behaves: TLS trust and the slow-retrieval defences.
+#[derive(Clone, Debug)]
+pub struct FetchOptions {
     /// Extra PEM certificates to trust as roots (for self-signed mirrors).
     pub ca_file: Option<PathBuf>,
+    /// What to do when a server's certificate does not verify.
+    pub tls_mismatch: TlsMismatch,
+    /// Longest wait for a connection and response headers.
+    pub connect_timeout: Duration,
+    /// Longest silence allowed while a body streams.
+    pub idle_timeout: Duration,
+    /// Slowest average transfer tolerated (bytes/s), once `idle_timeout` has passed.
+    pub min_rate: u64,
 }
 
-/// How long to wait for a connection and response headers.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Longest silence allowed while a body streams.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
-/// Slowest transfer tolerated, after a grace period (slow-retrieval defence).
-const MIN_RATE: u64 = 4 * 1024;
-const GRACE: Duration = Duration::from_secs(10);
+impl Default for FetchOptions {
+    fn default() -> Self {
+        FetchOptions {
+            ca_file: None,
+            tls_mismatch: TlsMismatch::Refuse,
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(20),
+            min_rate: 4 * 1024,
+        }
+    }
+}
+
+/// Policy for a TLS certificate that does not verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMismatch {
+    /// Fail the connection (readers: TLS is what keeps their reading private).
+    Refuse,
+    /// Continue with a warning in the log (mirrors syncing: the publisher's
+    /// signature authenticates every byte, and a blocked site's mirrors often
+    /// have self-signed or mismatched certificates).
+    WarnAndContinue,
+}
 
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
 /// A repository at an http(s) base URL.
 pub struct HttpSource {
     base: String,
+    opts: FetchOptions,
     /// Owned runtime when created outside one; dropped last.
     _rt: Option<Arc<tokio::runtime::Runtime>>,
     rt_handle: tokio::runtime::Handle,
@@ -45,7 +69,7 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    pub fn new(base: &str, tls: &TlsOptions) -> Result<Self> {
+    pub fn new(base: &str, tls: &FetchOptions) -> Result<Self> {
         let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
         let _: hyper::Uri =
             base.parse().map_err(|e| Error::Usage(format!("{base}: not a valid URL: {e}")))?;
@@ -57,7 +81,7 @@ impl HttpSource {
             .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
         let client = Client::builder(TokioExecutor::new()).build(https);
         let rt_handle = rt.handle().clone();
-        Ok(HttpSource { base, _rt: Some(Arc::new(rt)), rt_handle, client })
+        Ok(HttpSource { base, opts: tls.clone(), _rt: Some(Arc::new(rt)), rt_handle, client })
     }
 
     async fn get(&self, url: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
@@ -76,9 +100,9 @@ impl HttpSource {
             .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
             .body(Empty::new())
             .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(CONNECT_TIMEOUT, self.client.request(req))
+        let resp = tokio::time::timeout(self.opts.connect_timeout, self.client.request(req))
             .await
-            .map_err(|_| fail("no response within 15 s".into()))?
+            .map_err(|_| fail(format!("no response within {} s", self.opts.connect_timeout.as_secs())))?
             .map_err(|e| {
                 let mut why = describe_client_error(&e);
                 if why.contains("certificate") {
@@ -114,6 +138,8 @@ impl HttpSource {
             start: Instant::now(),
             total: 0,
             max,
+            idle: self.opts.idle_timeout,
+            min_rate: self.opts.min_rate,
         }))
     }
 
@@ -127,6 +153,7 @@ impl HttpSource {
         // itself panics. It holds only a handle.
         let client = HttpSource {
             base: self.base.clone(),
+            opts: self.opts.clone(),
             _rt: None,
             rt_handle: self.rt_handle.clone(),
             client: self.client.clone(),
@@ -179,18 +206,19 @@ struct BodyReader {
     start: Instant,
     total: u64,
     max: u64,
+    idle: Duration,
+    min_rate: u64,
 }
 
 impl BodyReader {
     async fn next(&mut self) -> Result<Option<Bytes>> {
         let fail = |reason: String| Error::Fetch { url: self.url.clone(), reason };
         loop {
-            let frame = match tokio::time::timeout(IDLE_TIMEOUT, self.body.frame()).await {
+            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
                 Err(_) => {
                     return Err(fail(format!(
-                        "stalled: no data for {} s after {} bytes",
-                        IDLE_TIMEOUT.as_secs(),
-                        self.total
+                        "stalled: no data for {:?} after {} bytes (slow retrieval)",
+                        self.idle, self.total
                     )));
                 }
                 Ok(None) => return Ok(None),
@@ -200,11 +228,12 @@ impl BodyReader {
                 Ok(Some(Ok(f))) => f,
             };
             let elapsed = self.start.elapsed();
-            if elapsed > GRACE && self.total < MIN_RATE * elapsed.as_secs() {
+            if elapsed > self.idle && (self.total as f64) < self.min_rate as f64 * elapsed.as_secs_f64() {
                 return Err(fail(format!(
-                    "too slow: {} bytes in {} s (minimum {MIN_RATE} B/s)",
+                    "too slow: {} bytes in {:.1} s (minimum {} B/s; slow retrieval)",
                     self.total,
-                    elapsed.as_secs()
+                    elapsed.as_secs_f64(),
+                    self.min_rate
                 )));
             }
             if let Ok(data) = frame.into_data() {
@@ -248,10 +277,10 @@ impl std::io::Read for ChannelReader {
 }
 
 /// The HTTPS-or-HTTP connector: webpki roots plus any extra CA file.
-fn connector(tls: &TlsOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if let Some(ca) = &tls.ca_file {
+    if let Some(ca) = &opts.ca_file {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
             .map_err(|e| Error::Usage(format!("{}: cannot read CA certificates: {e}", ca.display())))?
             .collect::<Result<_, _>>()
@@ -263,14 +292,27 @@ fn connector(tls: &TlsOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnec
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+    let config = match opts.tls_mismatch {
+        TlsMismatch::Refuse => builder.with_root_certificates(roots).with_no_client_auth(),
+        TlsMismatch::WarnAndContinue => {
+            let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider.clone(),
+            )
+            .build()
+            .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(SignatureIsAuthority { inner, provider }))
+                .with_no_client_auth()
+        }
+    };
     let mut http = HttpConnector::new();
     http.enforce_http(false);
-    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http.set_connect_timeout(Some(opts.connect_timeout));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()
@@ -280,9 +322,70 @@ fn connector(tls: &TlsOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnec
     Ok(https)
 }
 
+/// Certificate policy for mirrors: a certificate that does not verify is
+/// logged and accepted, because content is authenticated by the publisher's
+/// signature, not by TLS. The handshake signature itself is still checked.
+#[derive(Debug)]
+struct SignatureIsAuthority {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for SignatureIsAuthority {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if let Err(e) = self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            tracing::warn!(
+                server = ?server_name,
+                error = %e,
+                "TLS certificate does not verify; continuing, because every byte is checked against the publisher's signature (the connection is not private from an active attacker)"
+            );
+        }
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
 /// Sends `body` with POST and returns the status code and response text
 /// (at most 64 KiB of it). Blocking.
-pub fn post(url: &str, body: Vec<u8>, content_type: &str, tls: &TlsOptions) -> Result<(u16, String)> {
+pub fn post(url: &str, body: Vec<u8>, content_type: &str, tls: &FetchOptions) -> Result<(u16, String)> {
     let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
     let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -303,7 +406,7 @@ pub fn post(url: &str, body: Vec<u8>, content_type: &str, tls: &TlsOptions) -> R
         let mut text = Vec::new();
         let mut b = resp.into_body();
         while let Some(frame) =
-            tokio::time::timeout(IDLE_TIMEOUT, b.frame()).await.map_err(|_| fail("no answer".into()))?
+            tokio::time::timeout(tls.idle_timeout, b.frame()).await.map_err(|_| fail("no answer".into()))?
         {
             if let Ok(d) = frame.map_err(|e| fail(e.to_string()))?.into_data() {
                 text.extend_from_slice(&d[..d.len().min(65536 - text.len().min(65536))]);

@@ -101,7 +101,7 @@ impl Source for DirSource {
 }
 
 /// Opens `target` as a repository source: an http(s) URL or a directory.
-pub fn open(target: &str, tls: &crate::http::TlsOptions) -> Result<Box<dyn Source>> {
+pub fn open(target: &str, tls: &crate::http::FetchOptions) -> Result<Box<dyn Source>> {
     if target.starts_with("http://") || target.starts_with("https://") {
         return Ok(Box::new(crate::http::HttpSource::new(target, tls)?));
     }

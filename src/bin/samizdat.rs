@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use samizdat::http::TlsOptions;
+use samizdat::http::FetchOptions;
 use samizdat::keys::{Anchor, fingerprint};
 use samizdat::publish::{self, BundleOptions, Publisher, UnsafeFiles};
 use samizdat::repo::Repo;
@@ -314,7 +314,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 let (_tmp, repo, _) = checkout::unpack_bundle(Path::new(&target), &anchor, parent)?;
                 checkout::extract(&repo.source(), &anchor, &out)?
             } else {
-                let src = source::open(&target, &TlsOptions { ca_file: ca })?;
+                let src = source::open(&target, &FetchOptions { ca_file: ca, ..Default::default() })?;
                 checkout::extract(src.as_ref(), &anchor, &out)?
             };
             println!("extracted seq {} ({n} files) to {}", v.snapshot.seq, out.display());
@@ -389,7 +389,7 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
         let v = info.verified;
         (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
     } else {
-        let src = source::open(target, &TlsOptions { ca_file: ca })?;
+        let src = source::open(target, &FetchOptions { ca_file: ca, ..Default::default() })?;
         let r = checkout::verify(src.as_ref(), &anchor, &|_| {})?;
         (r.verified, r.files, r.bytes, r.objects, r.failures)
     };
@@ -522,7 +522,7 @@ fn publish_cmd(
     to: &[String],
     ca: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    let tls = TlsOptions { ca_file: ca };
+    let tls = FetchOptions { ca_file: ca, ..Default::default() };
     let mut failed = 0;
     for url in to {
         let base = url.trim_end_matches('/');

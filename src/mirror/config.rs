@@ -45,7 +45,8 @@ struct RawLimits {
     requests_per_minute_per_client: Option<u64>,
     upload_bytes_per_second: Option<String>,
     download_bytes_per_second: Option<String>,
-    sync_timeout: Option<String>,
+    upstream_idle_timeout: Option<String>,
+    upstream_min_rate: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -87,8 +88,10 @@ pub struct Limits {
     pub upload_bytes_per_second: Option<u64>,
     /// Cap on bytes per second sent to readers; `None` is unlimited.
     pub download_bytes_per_second: Option<u64>,
-    /// Longest one sync attempt against one upstream may take.
-    pub sync_timeout: Duration,
+    /// Longest silence from an upstream while fetching (slow-retrieval defence).
+    pub upstream_idle_timeout: Duration,
+    /// Slowest average rate (bytes/s) tolerated from an upstream.
+    pub upstream_min_rate: u64,
 }
 
 impl Default for Limits {
@@ -105,7 +108,8 @@ impl Default for Limits {
             requests_per_minute_per_client: None,
             upload_bytes_per_second: None,
             download_bytes_per_second: None,
-            sync_timeout: Duration::from_secs(3600),
+            upstream_idle_timeout: Duration::from_secs(20),
+            upstream_min_rate: 4096,
         }
     }
 }
@@ -247,7 +251,15 @@ impl Config {
                 &l.tls_handshake_timeout,
                 d.tls_handshake_timeout,
             )?;
-            limits.sync_timeout = duration(&file, "limits.sync_timeout", &l.sync_timeout, d.sync_timeout)?;
+            limits.upstream_idle_timeout = duration(
+                &file,
+                "limits.upstream_idle_timeout",
+                &l.upstream_idle_timeout,
+                d.upstream_idle_timeout,
+            )?;
+            limits.upstream_min_rate =
+                size(&file, "limits.upstream_min_rate", &l.upstream_min_rate, Some(d.upstream_min_rate))?
+                    .unwrap_or(0);
             limits.max_upload =
                 size(&file, "limits.max_upload", &l.max_upload, Some(d.max_upload))?.unwrap_or(0);
             limits.max_object_size =
@@ -341,5 +353,58 @@ mod tests {
         let e = Config::parse(text, Path::new("m.toml")).unwrap_err().to_string();
         assert!(e.contains("m.toml:3:"), "{e}");
         assert!(e.contains("listen_port") && e.contains("mirror.toml"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod example {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_config_loads_with_every_key() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mirror-config/mirror.toml");
+        let c = Config::load(&path).unwrap();
+        assert_eq!(c.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        assert_eq!(c.poll_interval, Duration::from_secs(300));
+        assert!(!c.log_client_addresses);
+        assert_eq!(c.sites.len(), 1);
+        assert_eq!(c.sites[0].upstreams.len(), 3);
+        assert_eq!(c.sites[0].hosts, vec!["lantern.example".to_string()]);
+        assert_eq!(c.limits.max_upload, 1 << 30);
+        assert_eq!(c.limits.max_header_bytes, 16 * 1024);
+        assert_eq!(c.limits.upstream_min_rate, 4096);
+        // Every key of the raw config appears in the example (commented or not).
+        let text = std::fs::read_to_string(&path).unwrap();
+        for key in [
+            "listen",
+            "listen_tls",
+            "data_dir",
+            "poll_interval",
+            "log_client_addresses",
+            "cert",
+            "key",
+            "self_signed",
+            "max_connections",
+            "header_timeout",
+            "idle_timeout",
+            "tls_handshake_timeout",
+            "max_upload",
+            "max_object_size",
+            "max_objects",
+            "max_header_bytes",
+            "requests_per_minute_per_client",
+            "upload_bytes_per_second",
+            "download_bytes_per_second",
+            "upstream_idle_timeout",
+            "upstream_min_rate",
+            "publisher",
+            "upstreams",
+            "hosts",
+            "keep",
+            "onion_location",
+            "accept_push",
+        ] {
+            assert!(text.contains(&format!("{key} =")), "{key} is not documented in mirror.toml");
+        }
     }
 }

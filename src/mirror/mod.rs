@@ -218,7 +218,15 @@ impl Mirror {
         for url in order {
             let now = SystemTime::now();
             let mut seen = None;
-            let result = sync::open_upstream(&url, &site.config.anchor, &Default::default()).and_then(|up| {
+            let limits = &self.config().limits;
+            let fetch = crate::http::FetchOptions {
+                tls_mismatch: crate::http::TlsMismatch::WarnAndContinue,
+                connect_timeout: limits.upstream_idle_timeout,
+                idle_timeout: limits.upstream_idle_timeout,
+                min_rate: limits.upstream_min_rate,
+                ca_file: None,
+            };
+            let result = sync::open_upstream(&url, &site.config.anchor, &fetch).and_then(|up| {
                 sync::sync_from(&repo, &site.config.anchor, &up, &self.config().limits, &mut seen)
             });
             let seen_seq = seen.as_ref().map(|v| v.snapshot.seq);

@@ -42,7 +42,7 @@ pub struct Upstream {
 /// Opens an upstream: a local repository path, a repository URL, or the base
 /// URL of another samizdat mirror (whose repositories live under
 /// `/_samizdat/repo/FINGERPRINT/`).
-pub fn open_upstream(url: &str, anchor: &Anchor, tls: &crate::http::TlsOptions) -> Result<Upstream> {
+pub fn open_upstream(url: &str, anchor: &Anchor, tls: &crate::http::FetchOptions) -> Result<Upstream> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         let src = DirSource::new(url);
         if !std::path::Path::new(url).join(layout::HEAD).is_file() {
