@@ -2,10 +2,12 @@
 
 #![allow(clippy::unwrap_used, reason = "a failed unwrap is a failed test, with its location")]
 
+mod daemon;
 mod support;
 
 mod attacks;
 mod cli;
 mod http;
+mod mirror;
 mod roundtrip;
 mod vectors;

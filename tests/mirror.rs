@@ -1,0 +1,267 @@
+//! The mirror daemon end to end: real daemons on 127.0.0.1, real HTTP.
+
+use std::path::Path;
+
+use crate::daemon::{Daemon, config, request};
+use crate::support::*;
+
+fn fp(c: &Cli) -> String {
+    samizdat(["fingerprint", &c.pubkey()]).ok().stdout.trim().to_string()
+}
+
+#[test]
+fn a_chain_of_mirrors_keeps_serving_and_passing_updates_after_the_origin_is_gone() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let pubkey = c.pubkey();
+    // Origin mirror A syncs from the publisher's repository directory.
+    let a = Daemon::start(&c.path("a.toml"), &config(&c.path("a"), &pubkey, &[c.s("repo")], ""));
+    a.wait_seq(1);
+    // B syncs from A's base URL (found by fingerprint), C from B.
+    let b = Daemon::start(&c.path("b.toml"), &config(&c.path("b"), &pubkey, &[a.url()], ""));
+    b.wait_seq(1);
+    let cm = Daemon::start(&c.path("c.toml"), &config(&c.path("c"), &pubkey, &[b.url()], ""));
+    cm.wait_seq(1);
+    assert_eq!(cm.get("/").body, b"<h1>hello</h1>");
+    assert_eq!(cm.get("/%E6%96%B0%E9%97%BB/%E6%8A%A5%E9%81%93.html").body, "<p>报道</p>".as_bytes());
+    // The origin goes away; B and C keep serving.
+    drop(a);
+    b.wait_for("B to report the origin failing", |s| {
+        s["sites"][0]["last_sync_error"].as_str().is_some_and(|e| e.contains("127.0.0.1"))
+    });
+    assert_eq!(b.get("/index.html").status, 200);
+    // A new snapshot pushed to B reaches C.
+    std::fs::write(c.path("site/index.html"), "<h1>after the origin fell</h1>").unwrap();
+    c.bundle().ok();
+    let push = samizdat(["publish", "--repo", &c.s("repo"), "--to", &b.url()]).ok();
+    assert!(push.stdout.contains("accepted seq 2"), "{}", push.stdout);
+    cm.wait_seq(2);
+    assert_eq!(cm.get("/").body, b"<h1>after the origin fell</h1>");
+    // What C serves verifies as a repository, over HTTP.
+    let repo_url = format!("{}_samizdat/repo/{}/", cm.url(), fp(&c));
+    let v = samizdat(["verify", &repo_url, "--trust", &pubkey]).ok();
+    assert!(v.stdout.contains("seq 2"), "{}", v.stdout);
+    // C fetched seq 2 as a delta bundle from B (one request), not object by object.
+    assert!(cm.status()["sites"][0]["upstreams"][0]["seq"] == 2);
+}
+
+#[test]
+fn the_site_is_served_byte_exact_with_correct_http_semantics() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    let big: Vec<u8> = sample_files().into_iter().find(|(p, _)| *p == "images/big.bin").unwrap().1;
+
+    // Byte-exact page with type, ETag, security headers, no cookies.
+    let r = d.get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"<h1>hello</h1>");
+    assert_eq!(r.header("content-type"), Some("text/html"));
+    let etag = r.header("etag").unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", samizdat::hash::object_hash(b"<h1>hello</h1>").to_hex()));
+    assert!(r.header("content-security-policy").unwrap().contains("default-src 'self'"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(r.header("set-cookie").is_none());
+
+    // Conditional GET.
+    let r = request(d.port, "GET", "/", &[("If-None-Match", &etag)], None);
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+
+    // HEAD: same headers, no body.
+    let r = request(d.port, "HEAD", "/images/big.bin", &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(big.len().to_string().as_str()));
+    assert!(r.body.is_empty());
+
+    // Ranges: single, suffix, multiple, unsatisfiable; overlapping ones get the whole object.
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=100-199")], None);
+    assert_eq!(r.status, 206);
+    assert_eq!(r.body, &big[100..200]);
+    assert_eq!(r.header("content-range"), Some(format!("bytes 100-199/{}", big.len()).as_str()));
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=-10")], None);
+    assert_eq!(r.body, &big[big.len() - 10..]);
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=0-1,10-11")], None);
+    assert_eq!(r.status, 206);
+    assert!(r.header("content-type").unwrap().starts_with("multipart/byteranges"));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(
+        text.contains("Content-Range: bytes 0-1/") && text.contains("Content-Range: bytes 10-11/"),
+        "{text}"
+    );
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=999999-")], None);
+    assert_eq!(r.status, 416);
+    assert_eq!(r.header("content-range"), Some(format!("bytes */{}", big.len()).as_str()));
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=0-100,50-60")], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, big);
+    let r = request(d.port, "GET", "/images/big.bin", &[("Range", "bytes=9-1")], None);
+    assert_eq!(r.status, 200, "an inverted range is ignored");
+
+    // Compression, negotiated, decoding to the exact bytes.
+    let page = "<p>".to_string() + &"repetitive html ".repeat(100) + "</p>";
+    std::fs::write(c.path("site/long.html"), &page).unwrap();
+    c.bundle().ok();
+    d.wait_seq(2);
+    let r = request(d.port, "GET", "/long.html", &[("Accept-Encoding", "gzip, br, zstd")], None);
+    assert_eq!(r.header("content-encoding"), Some("zstd"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert!(r.body.len() < page.len() / 4);
+    assert_eq!(zstd::decode_all(&r.body[..]).unwrap(), page.as_bytes());
+    let r = request(d.port, "GET", "/long.html", &[("Accept-Encoding", "gzip")], None);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut out).unwrap();
+    assert_eq!(out, page.as_bytes());
+    let r = request(d.port, "GET", "/long.html", &[("Accept-Encoding", "br")], None);
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    let mut out = Vec::new();
+    brotli::BrotliDecompress(&mut &r.body[..], &mut out).unwrap();
+    assert_eq!(out, page.as_bytes());
+    let r = d.get("/long.html");
+    assert_eq!(r.header("content-encoding"), None);
+    assert_eq!(r.body, page.as_bytes());
+
+    // Errors: 404 page, traversal, methods.
+    let r = d.get("/no/such/page.html");
+    assert_eq!(r.status, 404);
+    for evil in
+        ["/..%2f..%2fetc/passwd", "/../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/a%00b", "/a%5c..%5cb"]
+    {
+        let r = d.get(evil);
+        assert!(r.status == 400 || r.status == 404, "{evil}: {}", r.status);
+        assert!(!String::from_utf8_lossy(&r.body).contains("root:"), "{evil}");
+    }
+    let r = request(d.port, "DELETE", "/", &[], None);
+    assert_eq!(r.status, 405);
+    // A directory without its slash redirects; with it, index.html is served.
+    std::fs::write(c.path("site/2014/index.html"), "year").unwrap();
+    c.bundle().ok();
+    d.wait_seq(3);
+    let r = d.get("/2014");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/2014/"));
+    assert_eq!(d.get("/2014/").body, b"year");
+    // The repository is served under a fixed prefix, immutable where content-addressed.
+    let f = fp(&c);
+    let r = d.get(&format!("/_samizdat/repo/{f}/head"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    let h = samizdat::hash::object_hash(b"<h1>hello</h1>").to_hex();
+    let r = d.get(&format!("/_samizdat/repo/{f}/objects/{}/{h}", &h[..2]));
+    assert_eq!(r.body, b"<h1>hello</h1>");
+    assert!(r.header("cache-control").unwrap().contains("immutable"));
+    for private in ["local/lock", "tmp/x", "samizdat-repo/../local/lock", "local/statcache-v1"] {
+        assert_eq!(d.get(&format!("/_samizdat/repo/{f}/{private}")).status, 404, "{private}");
+    }
+    // Logs never carry the reader's address.
+    assert!(!d.logs.lock().unwrap().contains("127.0.0.1:5"), "client port leaked into logs");
+}
+
+#[test]
+fn http2_is_served_with_prior_knowledge() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let body = rt.block_on(async {
+        use http_body_util::BodyExt;
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http::<http_body_util::Empty<bytes::Bytes>>();
+        let resp = client.get(d.url().parse().unwrap()).await.unwrap();
+        assert_eq!(resp.version(), hyper::Version::HTTP_2);
+        resp.into_body().collect().await.unwrap().to_bytes()
+    });
+    assert_eq!(&body[..], b"<h1>hello</h1>");
+}
+
+#[test]
+fn pushes_are_accepted_only_when_signed_and_newer_and_junk_leaves_nothing() {
+    let c = Cli::new();
+    c.bundle().ok();
+    samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("one.szb")]).ok();
+    let extra = "[limits]\nmax_upload = \"64KiB\"";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[], extra));
+    let f = fp(&c);
+    let push = |body: &[u8]| request(d.port, "POST", &format!("/_samizdat/push/{f}"), &[], Some(body));
+    // Junk, truncated and oversized uploads.
+    let r = push(b"this is not a bundle");
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let one = std::fs::read(c.path("one.szb")).unwrap();
+    let r = push(&one[..one.len() / 2]);
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("truncated"), "{}", String::from_utf8_lossy(&r.body));
+    let r = push(&vec![0u8; 100_000]);
+    assert_eq!(r.status, 413);
+    // Another publisher's bundle.
+    samizdat(["keygen", &c.s("other")]).ok();
+    samizdat(["bundle", &c.s("site"), "--keys", &c.s("other"), "--repo", &c.s("other-repo")]).ok();
+    samizdat(["export", "--repo", &c.s("other-repo"), "--out", &c.s("other.szb")]).ok();
+    let r = push(&std::fs::read(c.path("other.szb")).unwrap());
+    assert_eq!(r.status, 400);
+    assert!(String::from_utf8_lossy(&r.body).contains("pinned publisher"));
+    // Nothing was kept from any of them.
+    let site_dir = c.path("m/sites").join(&f);
+    assert!(!site_dir.join("head").exists());
+    assert_eq!(std::fs::read_dir(site_dir.join("tmp")).unwrap().count(), 0);
+    let objects: usize = std::fs::read_dir(site_dir.join("objects"))
+        .unwrap()
+        .flatten()
+        .map(|d| std::fs::read_dir(d.path()).unwrap().count())
+        .sum();
+    assert_eq!(objects, 0);
+    // A valid push is accepted and served; the same again is refused as not newer.
+    let r = push(&one);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(d.get("/").body, b"<h1>hello</h1>");
+    let r = push(&one);
+    assert_eq!(r.status, 409);
+    // An unknown publisher and the wrong method.
+    assert_eq!(request(d.port, "POST", "/_samizdat/push/sz1nobody", &[], Some(&one)).status, 404);
+    assert_eq!(d.get(&format!("/_samizdat/push/{f}")).status, 405);
+}
+
+#[test]
+fn https_with_a_self_signed_certificate_and_http_together() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let extra = format!("listen_tls = \"127.0.0.1:{tls_port}\"\n[tls]\nself_signed = true");
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], &extra));
+    d.wait_seq(1);
+    let cert = c.path("m/tls/self-signed.crt");
+    let key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(c.path("m/tls/self-signed.key")).unwrap().permissions(),
+    );
+    assert_eq!(key_mode & 0o777, 0o600);
+    let url = format!("https://127.0.0.1:{tls_port}/_samizdat/repo/{}/", fp(&c));
+    let v = samizdat(["verify", &url, "--trust", &c.pubkey(), "--ca", &p(&cert)]).ok();
+    assert!(v.stdout.contains("all verified"));
+    samizdat(["verify", &url, "--trust", &c.pubkey()]).fails_with("certificate");
+}
+
+#[test]
+fn sigterm_shuts_down_cleanly() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let mut d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    assert_eq!(d.terminate(), Some(0));
+    assert!(d.logs.lock().unwrap().contains("shutting down"));
+}
+
+#[test]
+fn a_malformed_config_names_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\ndata_dir = \"d\"\npoll_intervall = \"1s\"\n").unwrap();
+    let r = samizdat(["mirror", "--config", &p(&cfg)]).fails_with("bad.toml:3:");
+    assert!(r.stderr.contains("poll_intervall"), "{}", r.stderr);
+    std::fs::write(&cfg, "listen = \"nowhere\"\ndata_dir = \"d\"\n[[site]]\npublisher = \"sz1x\"\n").unwrap();
+    samizdat(["mirror", "--config", &p(&cfg)]).fails_with("listen");
+    let _ = Path::new("");
+}
