@@ -265,3 +265,36 @@ fn a_malformed_config_names_the_file_line_and_key() {
     samizdat(["mirror", "--config", &p(&cfg)]).fails_with("listen");
     let _ = Path::new("");
 }
+
+#[test]
+fn readers_fall_back_to_the_publishers_signed_mirror_list_and_can_pull_from_a_mirror() {
+    let c = Cli::new();
+    // The mirror first, so that its address can go into the signed mirror list.
+    c.bundle().ok();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo"), "--mirror", &d.url()])
+        .ok();
+    d.wait_seq(2);
+    let cache = c.s("cache");
+    let env = [("SAMIZDAT_CACHE_DIR", cache.as_str())];
+    // A first successful verification remembers the signed list.
+    samizdat_env(["verify", &d.url(), "--trust", &c.pubkey()], &env).ok();
+    // The URL the reader was given is dead: the listed mirror is used instead.
+    let dead = format!(
+        "http://127.0.0.1:{}/",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let r = samizdat_env(["verify", &dead, "--trust", &c.pubkey()], &env).ok();
+    assert!(r.stderr.contains("trying mirror") && r.stdout.contains("seq 2"), "{}\n{}", r.stdout, r.stderr);
+    samizdat_env(["extract", &dead, "--trust", &c.pubkey(), "--out", &c.s("out")], &env).ok();
+    assert_eq!(std::fs::read(c.path("out/index.html")).unwrap(), b"<h1>hello</h1>");
+    // Without a remembered list, the failure is reported as it is.
+    let empty = c.s("empty-cache");
+    samizdat_env(["verify", &dead, "--trust", &c.pubkey()], &[("SAMIZDAT_CACHE_DIR", empty.as_str())])
+        .fails_with(&dead[7..]);
+    // `import URL` pulls from a mirror into a local repository.
+    samizdat(["import", &d.url(), "--repo", &c.s("mine"), "--trust", &c.pubkey()]).ok();
+    let v = samizdat(["verify", &c.s("mine"), "--trust", &c.pubkey()]).ok();
+    assert!(v.stdout.contains("seq 2"), "{}", v.stdout);
+}

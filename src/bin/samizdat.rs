@@ -95,7 +95,8 @@ enum Cmd {
     },
     /// Verify a bundle file and merge it into a repository.
     Import {
-        file: PathBuf,
+        /// A bundle file, or the URL of a mirror or repository to pull from.
+        file: String,
         #[arg(long)]
         repo: PathBuf,
         /// Publisher key: a .pub file or a fingerprint.
@@ -294,7 +295,22 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Import { file, repo, trust } => {
             let anchor = load_anchor(&trust)?;
             let target = Repo::open_or_create(&repo)?;
-            let info = archive::read(&file, &anchor, Some(&target))?;
+            if is_url(&file) {
+                // Pull from a mirror or repository: the mirror's own sync path.
+                let limits = samizdat::mirror::config::Limits::default();
+                let outcome = with_fallback(&file, &anchor, |url| {
+                    let up = samizdat::mirror::sync::open_upstream(url, &anchor, &FetchOptions::default())?;
+                    let mut seen = None;
+                    Ok(samizdat::mirror::sync::sync_from(&target, &anchor, &up, &limits, &mut seen)?)
+                })?;
+                println!("{outcome:?}");
+                if let Some(v) = target.current(&anchor)? {
+                    remember_mirrors(&v);
+                    print_freshness(&v);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let info = archive::read(Path::new(&file), &anchor, Some(&target))?;
             if info.already_current {
                 println!("already at seq {}; nothing new imported", info.verified.snapshot.seq);
             } else {
@@ -303,6 +319,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     info.verified.snapshot.seq, info.objects, info.object_bytes
                 );
             }
+            remember_mirrors(&info.verified);
             print_freshness(&info.verified);
         }
         Cmd::Verify { target, trust, ca } => return verify(&target, &trust, ca),
@@ -314,9 +331,13 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 let (_tmp, repo, _) = checkout::unpack_bundle(Path::new(&target), &anchor, parent)?;
                 checkout::extract(&repo.source(), &anchor, &out)?
             } else {
-                let src = source::open(&target, &FetchOptions { ca_file: ca, ..Default::default() })?;
-                checkout::extract(src.as_ref(), &anchor, &out)?
+                let opts = FetchOptions { ca_file: ca, ..Default::default() };
+                with_fallback(&target, &anchor, |t| {
+                    let src = open_target(t, &anchor, &opts)?;
+                    Ok(checkout::extract(src.as_ref(), &anchor, &out)?)
+                })?
             };
+            remember_mirrors(&v);
             println!("extracted seq {} ({n} files) to {}", v.snapshot.seq, out.display());
             print_freshness(&v);
         }
@@ -389,10 +410,14 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
         let v = info.verified;
         (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
     } else {
-        let src = source::open(target, &FetchOptions { ca_file: ca, ..Default::default() })?;
-        let r = checkout::verify(src.as_ref(), &anchor, &|_| {})?;
+        let opts = FetchOptions { ca_file: ca, ..Default::default() };
+        let r = with_fallback(target, &anchor, |t| {
+            let src = open_target(t, &anchor, &opts)?;
+            Ok(checkout::verify(src.as_ref(), &anchor, &|_| {})?)
+        })?;
         (r.verified, r.files, r.bytes, r.objects, r.failures)
     };
+    remember_mirrors(&v);
     let f = freshness(&v, now());
     println!("publisher: {} ({})", v.roots[0].name, fingerprint(&v.site));
     println!("snapshot:  seq {} id {}", v.snapshot.seq, v.snapshot_id);
@@ -409,6 +434,76 @@ fn verify(target: &str, trust: &str, ca: Option<PathBuf>) -> anyhow::Result<Exit
     println!("content:   {files} files, {bytes} bytes, {objects} distinct objects: all verified");
     println!("OK");
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_url(t: &str) -> bool {
+    t.starts_with("http://") || t.starts_with("https://")
+}
+
+/// A repository directory, a repository URL, or a samizdat mirror's base URL.
+fn open_target(
+    target: &str,
+    anchor: &Anchor,
+    opts: &FetchOptions,
+) -> anyhow::Result<Box<dyn samizdat::source::Source>> {
+    if is_url(target) {
+        Ok(samizdat::mirror::sync::open_upstream(target, anchor, opts)?.source)
+    } else {
+        Ok(source::open(target, opts)?)
+    }
+}
+
+/// Where the publisher's signed mirror list is remembered between runs.
+fn mirrors_cache(anchor_site: &samizdat::keys::SiteId) -> Option<PathBuf> {
+    let base = std::env::var_os("SAMIZDAT_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("samizdat")))
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/samizdat")))?;
+    Some(base.join(format!("mirrors-{}.txt", fingerprint(anchor_site))))
+}
+
+/// Remembers the mirror list of a verified snapshot (it is signed, so it can be trusted as a list of places to try).
+fn remember_mirrors(v: &Verified) {
+    if v.snapshot.mirrors.is_empty() {
+        return;
+    }
+    if let Some(p) = mirrors_cache(&v.site) {
+        let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new(".")));
+        let _ = std::fs::write(&p, v.snapshot.mirrors.join("\n") + "\n");
+    }
+}
+
+/// Runs `f` on `target`; if that is a URL and it fails, tries each mirror
+/// from the publisher's signed list (remembered from an earlier
+/// verification) until one works.
+fn with_fallback<T>(
+    target: &str,
+    anchor: &Anchor,
+    f: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let first = match f(target) {
+        Ok(v) => return Ok(v),
+        Err(e) if is_url(target) => e,
+        Err(e) => return Err(e),
+    };
+    let listed: Vec<String> = mirrors_cache(&anchor.site)
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| {
+            t.lines().map(str::trim).filter(|l| !l.is_empty() && *l != target).map(String::from).collect()
+        })
+        .unwrap_or_default();
+    if listed.is_empty() {
+        return Err(first);
+    }
+    eprintln!("samizdat: {target} failed: {first:#}");
+    for m in listed {
+        eprintln!("samizdat: trying mirror {m} (from the publisher's signed mirror list)");
+        match f(&m) {
+            Ok(v) => return Ok(v),
+            Err(e) => eprintln!("samizdat: {m} failed: {e:#}"),
+        }
+    }
+    Err(first.context("every mirror in the publisher's signed list failed too"))
 }
 
 /// The sample site: `examples/site` next to the binary's source tree, or the
