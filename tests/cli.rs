@@ -292,3 +292,48 @@ fn a_full_disk_fails_cleanly_and_keeps_the_last_good_snapshot() {
 fn dir_size(dir: &std::path::Path) -> u64 {
     walk(dir).iter().map(|(_, c)| c.len() as u64).sum()
 }
+
+#[test]
+fn demo_serves_the_verified_sample_site_from_a_mirror() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let site = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_samizdat"))
+        .args([
+            "demo",
+            "--state",
+            &p(&dir.path().join("state")),
+            "--site",
+            &p(&site),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let mut addr = None;
+    // Reads until the demo prints where the mirror serves (it blocks until then).
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(a) = line.trim().strip_prefix("open").map(str::trim) {
+            addr = Some(a.trim_start_matches("http://").trim_end_matches('/').to_string());
+        }
+        let done = line.contains("verify it");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let addr = addr.unwrap_or_else(|| panic!("no address printed:\n{}", lines.join("\n")));
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let r = crate::daemon::request(port, "GET", "/", &[], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, std::fs::read(site.join("index.html")).unwrap());
+    let verify_line = lines.iter().find(|l| l.contains("verify it")).unwrap();
+    let cmd: Vec<&str> = verify_line.split("samizdat ").nth(1).unwrap().split_whitespace().collect();
+    samizdat(&cmd).ok();
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -298,3 +298,22 @@ fn readers_fall_back_to_the_publishers_signed_mirror_list_and_can_pull_from_a_mi
     let v = samizdat(["verify", &c.s("mine"), "--trust", &c.pubkey()]).ok();
     assert!(v.stdout.contains("seq 2"), "{}", v.stdout);
 }
+
+#[test]
+fn a_damaged_store_is_not_served_and_is_re_synced_on_restart() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let cfg = c.path("m.toml");
+    let mut d = Daemon::start(&cfg, &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    d.kill9();
+    let head = c.path("m/sites").join(fp(&c)).join("head");
+    let mut bytes = std::fs::read(&head).unwrap();
+    let n = bytes.len();
+    bytes[n - 3] ^= 0xff; // inside the last signature
+    std::fs::write(&head, bytes).unwrap();
+    let d = Daemon::start_existing(&cfg);
+    d.wait_seq(1);
+    assert_eq!(d.get("/").body, b"<h1>hello</h1>");
+    assert!(d.logs.lock().unwrap().contains("does not verify"), "{}", d.logs.lock().unwrap());
+}

@@ -95,7 +95,15 @@ pub fn sync_from(
     // 1. Metadata first: nothing else is fetched until it verifies.
     let v = source::load_verified(up.source.as_ref(), anchor)?;
     *seen = Some(v.clone());
-    let current = repo.current(anchor)?;
+    // A store whose metadata no longer verifies (damaged disk) is re-synced
+    // from scratch rather than left broken.
+    let current = match repo.current(anchor) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "stored snapshot does not verify; syncing a fresh copy");
+            None
+        }
+    };
     // 2. No rollback, no equivocation.
     if let Some(cur) = &current {
         if trust::check_advance(cur, &v)? == Advance::Same {
