@@ -646,6 +646,47 @@ fn install_staged(repo: &Repo, staged: &Path, rel: &str) -> Result<()> {
     std::fs::rename(staged, &dest).at(&dest)
 }
 
+/// Writes `deltas/FROM-TO.szb` into the repository at `repo_path`, from each
+/// of the `n` snapshots before `v` (those still stored) to `v`. Called before
+/// `v`'s head is published, so a static host never names a snapshot whose
+/// deltas are still being written. Static hosts serve them as-is; a mirror
+/// at FROM fetches one file instead of every changed object.
+pub fn write_deltas(repo_path: &Path, v: &Verified, n: u64) -> Result<u64> {
+    let src = DirSource::new(repo_path);
+    let to = v.snapshot.seq;
+    let dir = repo_path.join("deltas");
+    crate::fsutil::mkdirs(&dir)?;
+    let mut written = 0;
+    for from in to.saturating_sub(n).max(1)..to {
+        if source::find_seq(&src, v, from).is_err() {
+            continue;
+        }
+        let out = dir.join(format!("{from}-{to}.szb"));
+        let tmp = tempfile::Builder::new().prefix(".delta-").tempfile_in(&dir).at(&dir)?;
+        let w = BufWriter::new(tmp.as_file());
+        let (_, w) = write_bundle(&src, v, Some(from), w, 19, 2)?;
+        w.into_inner().map_err(|e| Error::io(&out, e.into_error()))?;
+        tmp.persist(&out).map_err(|e| Error::io(&out, e.error))?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Removes deltas that do not lead to snapshot `to` (called after its head is published).
+pub fn prune_deltas(repo_path: &Path, to: u64) {
+    let dir = repo_path.join("deltas");
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let keep = name
+            .strip_suffix(".szb")
+            .and_then(|s| s.split_once('-'))
+            .is_some_and(|(_, t)| t == to.to_string());
+        if !keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// The site a bundle claims to belong to (from its genesis root record),
 /// without verifying anything. Used only to address a push.
 pub fn peek_site(file: &Path) -> Result<crate::keys::SiteId> {

@@ -273,6 +273,8 @@ pub struct BundleOptions {
     pub mirrors: Vec<String>,
     pub unsafe_files: UnsafeFiles,
     pub progress: bool,
+    /// Prebuilt delta bundles to write from this many previous snapshots.
+    pub deltas: u64,
 }
 
 impl Default for BundleOptions {
@@ -283,6 +285,7 @@ impl Default for BundleOptions {
             mirrors: vec![],
             unsafe_files: UnsafeFiles::Refuse,
             progress: false,
+            deltas: 0,
         }
     }
 }
@@ -715,7 +718,13 @@ fn commit(
         trust::check_advance(c, &v)?;
     }
     publisher.record_signed(signing, seq)?;
+    if opts.deltas > 0 {
+        crate::archive::write_deltas(repo.base(), &v, opts.deltas)?;
+    }
     repo.publish(&v)?;
+    if opts.deltas > 0 {
+        crate::archive::prune_deltas(repo.base(), seq);
+    }
     Ok((seq, id))
 }
 

@@ -8,13 +8,13 @@ use std::process::{Child, Command, Stdio};
 use crate::support::*;
 
 /// A static server child process, killed on drop.
-struct StaticServer {
+pub struct StaticServer {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl StaticServer {
-    fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> StaticServer {
+    pub fn start(dir: &Path, tls: Option<(&Path, &Path)>) -> StaticServer {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/static_server.py");
         let mut cmd = Command::new("python3");
         cmd.arg(script).arg(dir);

@@ -41,8 +41,10 @@ fn a_chain_of_mirrors_keeps_serving_and_passing_updates_after_the_origin_is_gone
     let repo_url = format!("{}_samizdat/repo/{}/", cm.url(), fp(&c));
     let v = samizdat(["verify", &repo_url, "--trust", &pubkey]).ok();
     assert!(v.stdout.contains("seq 2"), "{}", v.stdout);
-    // C fetched seq 2 as a delta bundle from B (one request), not object by object.
-    assert!(cm.status()["sites"][0]["upstreams"][0]["seq"] == 2);
+    // C fetched seq 2 as one delta bundle from B, not object by object.
+    let st = cm.status();
+    let outcome = st["sites"][0]["last_sync_outcome"].as_str().unwrap_or("");
+    assert!(outcome.contains("1 -> 2 via one delta bundle from a samizdat mirror"), "{st:#}");
 }
 
 #[test]
@@ -316,4 +318,27 @@ fn a_damaged_store_is_not_served_and_is_re_synced_on_restart() {
     d.wait_seq(1);
     assert_eq!(d.get("/").body, b"<h1>hello</h1>");
     assert!(d.logs.lock().unwrap().contains("does not verify"), "{}", d.logs.lock().unwrap());
+}
+
+#[test]
+fn a_mirror_uses_prebuilt_deltas_from_a_static_host() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let server = crate::http::StaticServer::start(&c.path("repo"), None);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[url], ""));
+    let st = d.wait_seq(1);
+    assert!(st["sites"][0]["last_sync_outcome"].as_str().unwrap().contains("missing objects"), "{st:#}");
+    std::fs::write(c.path("site/index.html"), "<h1>v2</h1>").unwrap();
+    let r =
+        samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo"), "--deltas", "3"])
+            .ok();
+    assert!(r.stdout.contains("1 delta bundle"), "{}", r.stdout);
+    assert!(c.path("repo/deltas/1-2.szb").is_file());
+    let st = d.wait_seq(2);
+    assert!(
+        st["sites"][0]["last_sync_outcome"].as_str().unwrap().contains("1 -> 2 via a prebuilt delta"),
+        "{st:#}"
+    );
+    assert_eq!(d.get("/").body, b"<h1>v2</h1>");
 }

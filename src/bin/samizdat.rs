@@ -70,6 +70,10 @@ enum Cmd {
         /// instead of stopping.
         #[arg(long)]
         skip_unsafe: bool,
+        /// Also write prebuilt delta bundles from each of the last N snapshots
+        /// to the new one into REPO/deltas/, for mirrors syncing from a static host.
+        #[arg(long, default_value_t = 0)]
+        deltas: u64,
     },
     /// Re-sign the head with a new expiry, without a new snapshot.
     Refresh {
@@ -257,10 +261,10 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             println!("keep the new root key offline; readers follow the chain without re-pinning");
             republish_if(&p, repo.as_deref())?;
         }
-        Cmd::Bundle { site_dir, keys, repo, expires, head_expires, mirrors, skip_unsafe } => {
+        Cmd::Bundle { site_dir, keys, repo, expires, head_expires, mirrors, skip_unsafe, deltas } => {
             let p = Publisher::load(&keys)?;
             let unsafe_files = if skip_unsafe { UnsafeFiles::SkipWithWarning } else { UnsafeFiles::Refuse };
-            let opts = BundleOptions { expires, head_expires, mirrors, unsafe_files, progress: true };
+            let opts = BundleOptions { expires, head_expires, mirrors, unsafe_files, progress: true, deltas };
             let r = publish::bundle(&site_dir, &p, &repo, &opts)?;
             for w in &r.warnings {
                 eprintln!("samizdat: warning: {w}");
@@ -276,6 +280,10 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     "{} files, {} bytes; {} new objects ({} bytes)",
                     r.files, r.bytes, r.new_objects, r.new_bytes
                 );
+            }
+            if deltas > 0 && !r.unchanged {
+                let n = std::fs::read_dir(repo.join("deltas")).map(|d| d.count()).unwrap_or(0);
+                println!("{n} delta bundle(s) in {}", repo.join("deltas").display());
             }
         }
         Cmd::Refresh { keys, repo, head_expires } => {

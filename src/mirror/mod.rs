@@ -51,6 +51,8 @@ pub struct SyncStatus {
     pub last_attempt: Option<SystemTime>,
     pub last_success: Option<SystemTime>,
     pub last_error: Option<String>,
+    /// What the last successful round did, in words.
+    pub last_outcome: Option<String>,
     pub upstreams: Vec<UpstreamStatus>,
     /// Newest verified sequence number seen anywhere (upstreams, pushes).
     pub newest_seen: u64,
@@ -260,10 +262,23 @@ impl Mirror {
             });
             match result {
                 Ok(outcome) => {
+                    let updated = matches!(outcome, sync::Outcome::Updated { .. });
+                    if updated {
+                        tracing::info!(site = %site.fingerprint, upstream = %url, "{outcome}");
+                    } else {
+                        tracing::debug!(site = %site.fingerprint, upstream = %url, "{outcome}");
+                    }
+                    // Status first, then the switch: whoever sees the new
+                    // snapshot served also sees how it arrived.
+                    site.update_status(|s| {
+                        s.last_success = Some(now);
+                        s.last_error = None;
+                        s.last_outcome = Some(format!("{outcome} from {url}"));
+                    });
                     if let Err(e) = site.reload(&repo) {
                         tracing::error!(site = %site.fingerprint, error = %e, "reload after sync failed");
                     }
-                    if matches!(outcome, sync::Outcome::Updated { .. }) {
+                    if updated {
                         match sync::collect_garbage(&repo, &site.config.anchor, site.config.keep) {
                             Ok((n, bytes)) if n > 0 => {
                                 tracing::info!(site = %site.fingerprint, files = n, bytes, "garbage collected")
@@ -274,10 +289,6 @@ impl Mirror {
                             }
                         }
                     }
-                    site.update_status(|s| {
-                        s.last_success = Some(now);
-                        s.last_error = None;
-                    });
                     self.metrics().syncs_ok.fetch_add(1, Ordering::Relaxed);
                     return Ok(outcome);
                 }

@@ -200,6 +200,7 @@ pub fn status_json(m: &Mirror) -> String {
                 "last_sync_attempt": secs(st.last_attempt),
                 "last_sync_success": secs(st.last_success),
                 "last_sync_error": st.last_error,
+                "last_sync_outcome": st.last_outcome,
                 "upstreams": st.upstreams.iter().map(|u| serde_json::json!({
                     "url": u.url,
                     "seq": u.seq,

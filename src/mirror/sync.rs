@@ -73,6 +73,28 @@ pub enum Outcome {
     Updated { from: Option<u64>, to: u64, via: Via },
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::UpToDate { seq, fresher_head: false } => write!(f, "up to date at seq {seq}"),
+            Outcome::UpToDate { seq, fresher_head: true } => {
+                write!(f, "up to date at seq {seq} (fresher head taken)")
+            }
+            Outcome::Updated { from, to, via } => {
+                let how = match via {
+                    Via::MirrorBundle => "one delta bundle from a samizdat mirror",
+                    Via::StaticDelta => "a prebuilt delta from a static host",
+                    Via::Objects => "missing objects fetched one by one",
+                };
+                match from {
+                    Some(f0) => write!(f, "updated seq {f0} -> {to} via {how}"),
+                    None => write!(f, "fetched seq {to} via {how}"),
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
     MirrorBundle,
