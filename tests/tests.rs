@@ -7,6 +7,7 @@ mod support;
 
 mod attacks;
 mod cli;
+mod drill;
 mod http;
 mod mirror;
 mod roundtrip;
