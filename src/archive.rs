@@ -75,6 +75,7 @@ pub fn export(repo_path: &Path, out: &Path, since: Option<u64>, level: i32) -> R
         e => e,
     })?;
     w.into_inner().map_err(|err| Error::io(out, err.into_error()))?.sync_all().at(out)?;
+    set_public(tmp.as_file(), out)?;
     tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
     Ok(report)
 }
@@ -666,10 +667,21 @@ pub fn write_deltas(repo_path: &Path, v: &Verified, n: u64) -> Result<u64> {
         let w = BufWriter::new(tmp.as_file());
         let (_, w) = write_bundle(&src, v, Some(from), w, 19, 2)?;
         w.into_inner().map_err(|e| Error::io(&out, e.into_error()))?;
+        set_public(tmp.as_file(), &out)?;
         tmp.persist(&out).map_err(|e| Error::io(&out, e.error))?;
         written += 1;
     }
     Ok(written)
+}
+
+/// Mode 0644: bundles are public and often served by a web server as-is.
+fn set_public(f: &File, path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o644)).at(path)?;
+    }
+    Ok(())
 }
 
 /// Removes deltas that do not lead to snapshot `to` (called after its head is published).

@@ -616,7 +616,11 @@ fn run_mirror(cfg: samizdat::mirror::Config, ready: Option<Ready>) -> anyhow::Re
         };
         samizdat::mirror::run(mirror, listeners, shutdown, Duration::from_secs(10)).await?;
         anyhow::Ok(())
-    })
+    })?;
+    // A sync still running on the blocking pool is abandoned, not awaited:
+    // the store is crash-atomic, so stopping it at any instant is safe.
+    rt.shutdown_timeout(Duration::from_millis(200));
+    Ok(())
 }
 
 fn publish_cmd(

@@ -379,7 +379,13 @@ pub async fn run(
             loop {
                 let m2 = m.clone();
                 let s2 = site.clone();
-                let _ = tokio::task::spawn_blocking(move || m2.sync_once(&s2)).await;
+                // Shutdown does not wait for a sync in progress: stopping one
+                // at any instant is safe (crash-atomic store), and readers
+                // should not wait on a slow upstream.
+                tokio::select! {
+                    _ = tokio::task::spawn_blocking(move || m2.sync_once(&s2)) => {}
+                    _ = stop.changed() => return,
+                }
                 let wait = jittered(m.config().poll_interval);
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

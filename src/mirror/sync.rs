@@ -166,7 +166,16 @@ pub fn sync_from(
     let mut done = false;
     if let Some((kind, rel)) = streamed {
         let cap = limits.max_upload.max(v.snapshot.bytes.saturating_mul(2).saturating_add(64 << 20));
-        if let Some(reader) = up.source.reader(&rel, cap)? {
+        // A missing or refused delta (some object stores answer 403 for
+        // missing files) only means: fetch the missing objects instead.
+        let reader = match up.source.reader(&rel, cap) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(upstream = %up.url, error = %e, "no delta available; fetching missing objects");
+                None
+            }
+        };
+        if let Some(reader) = reader {
             let name = format!("{}{rel}", up.url);
             match archive::read_stream(reader, &name, anchor, Some(repo), Install::AsVerified) {
                 Ok(info)
