@@ -469,18 +469,34 @@ const IN_MEMORY: u64 = 8 << 20;
 
 /// Hashes one site file and stores it as an object if it is new. Returns the
 /// address, the size actually read and whether a new object was written.
-fn store_file(repo: &Repo, f: &ScanFile) -> Result<(ContentHash, u64, bool)> {
+fn store_file(
+    repo: &Repo,
+    f: &ScanFile,
+    present: &dyn Fn(&ContentHash) -> bool,
+) -> Result<(ContentHash, u64, bool)> {
     let mut file = fs::File::open(&f.abs).at(&f.abs)?;
     if f.stat.size <= IN_MEMORY {
-        let mut data = Vec::with_capacity(f.stat.size as usize);
-        file.read_to_end(&mut data).at(&f.abs)?;
-        let h = crate::hash::object_hash(&data);
-        let rel = layout::object(&h);
-        if repo.has(&rel) {
-            return Ok((h, data.len() as u64, false));
+        // Read with the size from the scan (no extra fstat); a file that grew
+        // meanwhile is read to its end all the same.
+        let mut data = vec![0u8; f.stat.size as usize + 1];
+        let mut len = 0;
+        loop {
+            if len == data.len() {
+                data.resize(len * 2 + 4096, 0);
+            }
+            let n = file.read(&mut data[len..]).at(&f.abs)?;
+            if n == 0 {
+                break;
+            }
+            len += n;
         }
-        repo.put(&rel, &data)?;
-        return Ok((h, data.len() as u64, true));
+        data.truncate(len);
+        let h = crate::hash::object_hash(&data);
+        if present(&h) {
+            return Ok((h, len as u64, false));
+        }
+        repo.put_new(&layout::object(&h), &data)?;
+        return Ok((h, len as u64, true));
     }
     let mut tmp = repo.temp_file()?;
     let mut hasher = ObjectHasher::new();
@@ -495,11 +511,10 @@ fn store_file(repo: &Repo, f: &ScanFile) -> Result<(ContentHash, u64, bool)> {
     }
     let size = hasher.len();
     let h = hasher.finish();
-    let rel = layout::object(&h);
-    if repo.has(&rel) {
+    if present(&h) {
         return Ok((h, size, false));
     }
-    repo.install(tmp, &rel)?;
+    repo.install(tmp, &layout::object(&h))?;
     Ok((h, size, true))
 }
 
@@ -551,7 +566,22 @@ pub fn bundle(
     let next = AtomicUsize::new(0);
     type Stored = (usize, Result<(ContentHash, u64, bool)>);
     let results: Mutex<Vec<Stored>> = Mutex::new(Vec::with_capacity(todo.len()));
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+    // File creation blocks in the kernel more than it computes: twice as
+    // many threads as cores keeps both busy.
+    let threads = (std::thread::available_parallelism().map_or(2, |n| n.get()) * 2).min(16);
+    // Which objects exist: one directory pass when many files are new,
+    // otherwise one stat per object.
+    let known = (todo.len() > 256).then(|| repo.object_set());
+    // Objects written by this run (the same content can appear twice in a site).
+    let written: Mutex<std::collections::HashSet<ContentHash>> = Mutex::new(Default::default());
+    let present = |h: &ContentHash| {
+        let before = match &known {
+            Some(set) => set.contains(h),
+            None => repo.has(&layout::object(h)),
+        };
+        // Claim the address: a second file with the same content is not written again.
+        before || !written.lock().unwrap_or_else(|p| p.into_inner()).insert(*h)
+    };
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -559,7 +589,7 @@ pub fn bundle(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = todo.get(k) else { break };
-                    let r = store_file(&repo, &files[i]);
+                    let r = store_file(&repo, &files[i], &present);
                     pb.inc(files[i].stat.size);
                     local.push((i, r));
                 }

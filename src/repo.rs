@@ -120,13 +120,32 @@ impl Repo {
     /// Writes an immutable file unless it already exists. Not synced: the
     /// caller syncs the whole batch with [`Repo::sync`].
     pub fn put(&self, rel: &str, data: &[u8]) -> Result<()> {
-        let dest = self.base.join(rel);
-        if dest.exists() {
+        if self.base.join(rel).exists() {
             return Ok(());
         }
+        self.put_new(rel, data)
+    }
+
+    /// Writes an immutable file the caller knows is missing (no existence check).
+    pub fn put_new(&self, rel: &str, data: &[u8]) -> Result<()> {
         let mut tmp = self.temp_file()?;
         tmp.write_all(data).at(tmp.path())?;
         self.install(tmp, rel)
+    }
+
+    /// The addresses of every object present, read from the fan-out
+    /// directories in one pass (cheaper than one stat per object when many
+    /// objects are checked).
+    pub fn object_set(&self) -> std::collections::HashSet<ContentHash> {
+        let mut set = std::collections::HashSet::new();
+        for fan in fs::read_dir(self.path("objects")).into_iter().flatten().flatten() {
+            for f in fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+                if let Some(h) = f.file_name().to_str().and_then(|n| ContentHash::from_hex(n).ok()) {
+                    set.insert(h);
+                }
+            }
+        }
+        set
     }
 
     /// Writes a version-named file (`roots/N.root`, `keysets/N.keyset`). If one
@@ -146,24 +165,30 @@ impl Repo {
     /// A new temporary file in `tmp/`, removed if dropped before [`Repo::install`].
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.tmp_dir();
-        tempfile::Builder::new().prefix("w-").tempfile_in(&dir).at(&dir)
+        let mut b = tempfile::Builder::new();
+        b.prefix("w-");
+        // Created readable (0644) so that installing needs no extra chmod.
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        b.tempfile_in(&dir).at(&dir)
     }
 
     /// Moves a finished temporary file to `rel`.
     pub fn install(&self, tmp: tempfile::NamedTempFile, rel: &str) -> Result<()> {
         let dest = self.base.join(rel);
-        if let Some(parent) = dest.parent() {
-            if !parent.exists() {
-                fsutil::mkdirs(parent)?;
+        match tmp.persist(&dest) {
+            Ok(_) => Ok(()),
+            // The fan-out directory is missing (a repository copied without
+            // empty directories): create it and try once more.
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = dest.parent() {
+                    fsutil::mkdirs(parent)?;
+                }
+                e.file.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+                Ok(())
             }
+            Err(e) => Err(Error::io(dest, e.error)),
         }
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file().set_permissions(fs::Permissions::from_mode(0o644)).at(tmp.path())?;
-        }
-        tmp.persist(&dest).map_err(|e| Error::io(dest, e.error))?;
-        Ok(())
     }
 
     /// Makes everything written so far durable.
