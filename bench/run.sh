@@ -5,6 +5,7 @@
 #   bash bench/run.sh --only rustdocs  # or: --only news
 #   bash bench/run.sh --quick          # small sites (rust `std` docs, 2,000-article news site)
 #   bash bench/run.sh --profile        # also strace -c / perf profile of one bundle
+#   bash bench/run.sh --settle 400     # wait first (after deleting big trees; see BENCHMARKS.md)
 #
 # Every timed command runs against peer tools in the same run (the machine is
 # shared and noisy), each at least --runs times (median reported), into a fresh
@@ -15,12 +16,14 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 usage: bash bench/run.sh [--only rustdocs|news|all] [--quick] [--runs N] [--profile]
-                         [--out FILE] [--no-install] [--keep]
+                         [--settle SECONDS] [--out FILE] [--no-install] [--keep]
 
   --only D       run one dataset (default: all)
   --quick        small sites: rust `std` docs subtree and a 2,000-article news site
   --runs N       timed runs per command, median reported (default 3, minimum 3)
   --profile      also profile one samizdat bundle (strace -c, perf if available)
+  --settle S     sleep S seconds before measuring: on ext4 without a journal, inodes
+                 freed in the last 60-360 s make file creation slow (default 0)
   --out FILE     results file (default bench/results-<date>[-quick][-<dataset>].md)
   --no-install   do not apt-get install the peer tools (fail if missing)
   --keep         keep the scratch directory (printed at the end)
@@ -31,7 +34,8 @@ BENCH_MAX_SECONDS (whole run, default 5400).
 EOF
 }
 
-ONLY=all QUICK=0 RUNS=3 PROFILE=0 OUT="" INSTALL=1 KEEP=0
+ARGS="$*"
+ONLY=all QUICK=0 RUNS=3 PROFILE=0 OUT="" INSTALL=1 KEEP=0 SETTLE=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --only) ONLY="${2:?--only needs rustdocs|news|all}"; shift 2 ;;
@@ -40,6 +44,8 @@ while [ $# -gt 0 ]; do
     --runs) RUNS="${2:?}"; shift 2 ;;
     --runs=*) RUNS="${1#*=}"; shift ;;
     --profile) PROFILE=1; shift ;;
+    --settle) SETTLE="${2:?}"; shift 2 ;;
+    --settle=*) SETTLE="${1#*=}"; shift ;;
     --out) OUT="${2:?}"; shift 2 ;;
     --out=*) OUT="${1#*=}"; shift ;;
     --no-install) INSTALL=0; shift ;;
@@ -50,6 +56,7 @@ while [ $# -gt 0 ]; do
 done
 case "$ONLY" in rustdocs | news | all) ;; *) echo "run.sh: --only must be rustdocs, news or all" >&2; exit 2 ;; esac
 case "$RUNS" in '' | *[!0-9]*) echo "run.sh: --runs must be a number" >&2; exit 2 ;; esac
+case "$SETTLE" in '' | *[!0-9]*) echo "run.sh: --settle must be a number of seconds" >&2; exit 2 ;; esac
 [ "$RUNS" -ge 3 ] || RUNS=3
 
 CMD_TIMEOUT="${BENCH_CMD_TIMEOUT:-900}"
@@ -519,6 +526,11 @@ environment() {
 }
 
 # ----------------------------------------------------------------- main --
+if [ "$SETTLE" -gt 0 ]; then
+    log "settling for $SETTLE s"
+    sync
+    sleep "$SETTLE"
+fi
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 DATASETS=()
 if [ "$ONLY" = all ] || [ "$ONLY" = rustdocs ]; then DATASETS+=(rustdocs); fi
@@ -553,7 +565,7 @@ suffix=""
 {
     echo "# samizdat benchmark results"
     echo
-    echo "Produced by \`bash bench/run.sh$( [ "$QUICK" = 1 ] && echo ' --quick')$( [ "$ONLY" = all ] || echo " --only $ONLY")$( [ "$PROFILE" = 1 ] && echo ' --profile')\`. Times are wall-clock seconds,"
+    echo "Produced by \`bash bench/run.sh${ARGS:+ $ARGS}\`. Times are wall-clock seconds,"
     echo "median of $RUNS runs, page cache warm, fresh empty output each run. See BENCHMARKS.md."
     echo
     environment
