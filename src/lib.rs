@@ -26,6 +26,8 @@
 mod cbor;
 pub mod error;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod hash;
 pub mod keys;
 pub mod meta;

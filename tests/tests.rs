@@ -8,6 +8,7 @@ mod support;
 mod attacks;
 mod cli;
 mod drill;
+mod fuzz;
 mod http;
 mod mirror;
 mod roundtrip;

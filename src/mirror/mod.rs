@@ -27,6 +27,7 @@ use crate::repo::Repo;
 use crate::source::{self, FileRef};
 use crate::trust::Verified;
 pub use config::Config;
+pub use serve::site_path as serve_path;
 
 /// What a site serves right now: one verified snapshot and its path index.
 pub struct Served {
