@@ -389,7 +389,8 @@ fn scan(
                 names.push(name);
                 stack.push((child_abs, child_rel, depth + 1));
             } else if ft.is_file() {
-                let m = fs::symlink_metadata(&child_abs).at(&child_abs)?;
+                // Relative to the open directory: no path walk per file.
+                let m = e.metadata().at(&child_abs)?;
                 names.push(name);
                 files.push(ScanFile { rel: child_rel, abs: child_abs, stat: stat_of(&m) });
             } else {
@@ -556,6 +557,12 @@ pub fn bundle(
     let mut warnings = Vec::new();
     let (files, dirs) = scan(site, opts.unsafe_files, &mut warnings)?;
     let mut cache = StatCache::load(&repo);
+    // Entries for files no longer in the site are dropped; the cache is
+    // rewritten only if it changed.
+    let before = cache.0.len();
+    let present_paths: std::collections::HashSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
+    cache.0.retain(|k, _| present_paths.contains(k.as_str()));
+    let mut cache_changed = cache.0.len() != before;
 
     // Hash and store what the stat cache does not vouch for, in parallel.
     let todo: Vec<usize> = (0..files.len())
@@ -610,6 +617,7 @@ pub fn bundle(
         let mut st = files[i].stat;
         st.size = size;
         cache.0.insert(files[i].rel.clone(), (st, h));
+        cache_changed = true;
     }
 
     // Build trees bottom-up: deepest directories first.
@@ -671,7 +679,9 @@ pub fn bundle(
             && cur.keyset.version == publisher.keyset.version
             && cur.roots.len() == publisher.roots.len();
         if same {
-            cache.save(&repo)?;
+            if cache_changed {
+                cache.save(&repo)?;
+            }
             return Ok(BundleReport {
                 seq: cur.snapshot.seq,
                 snapshot_id: cur.snapshot_id,

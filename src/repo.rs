@@ -30,6 +30,16 @@ pub struct Repo {
     _lock: fs::File,
 }
 
+/// Present while a writer has the repository open; see [`Repo::clean_tmp`].
+const DIRTY: &str = "local/dirty";
+
+impl Drop for Repo {
+    fn drop(&mut self) {
+        // A clean close: no temporary files were left next to objects.
+        let _ = fs::remove_file(self.base.join(DIRTY));
+    }
+}
+
 fn lock(base: &Path) -> Result<fs::File> {
     let path = base.join("local/lock");
     if let Some(dir) = path.parent() {
@@ -55,7 +65,8 @@ impl Repo {
                 layout::MARKER
             )));
         }
-        let repo = Repo { base: base.to_path_buf(), _lock: lock(base)? };
+        let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
+        let repo = Repo { _lock: lock(&base)?, base };
         repo.clean_tmp();
         Ok(repo)
     }
@@ -81,12 +92,32 @@ impl Repo {
         }
         let lock = lock(base)?;
         fsutil::write_atomic(&base.join(layout::MARKER), layout::MARKER_TEXT.as_bytes(), 0o644)?;
-        Ok(Repo { base: base.to_path_buf(), _lock: lock })
+        let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
+        let repo = Repo { base, _lock: lock };
+        repo.clean_tmp();
+        Ok(repo)
     }
 
     /// Removes leftovers of interrupted writes: they were never renamed into
     /// place, so nothing refers to them.
+    ///
+    /// Small files are written next to their final name (`objects/xx/.tmp-*`)
+    /// so the rename stays in one directory. The `local/dirty` marker says a
+    /// writer may have left such files: it is swept only then, not on every open.
     fn clean_tmp(&self) {
+        let dirty = self.base.join(DIRTY);
+        if dirty.exists() {
+            for top in ["objects", "trees"] {
+                for fan in fs::read_dir(self.base.join(top)).into_iter().flatten().flatten() {
+                    for f in fs::read_dir(fan.path()).into_iter().flatten().flatten() {
+                        if f.file_name().to_string_lossy().starts_with(".tmp-") {
+                            let _ = fs::remove_file(f.path());
+                        }
+                    }
+                }
+            }
+        }
+        let _ = fs::write(&dirty, b"a writer has this repository open\n");
         let tmp = self.base.join("tmp");
         if let Ok(rd) = fs::read_dir(&tmp) {
             for e in rd.flatten() {
@@ -128,7 +159,17 @@ impl Repo {
 
     /// Writes an immutable file the caller knows is missing (no existence check).
     pub fn put_new(&self, rel: &str, data: &[u8]) -> Result<()> {
-        let mut tmp = self.temp_file()?;
+        let dest = self.base.join(rel);
+        let dir = dest.parent().unwrap_or(&self.base);
+        let mut b = tempfile::Builder::new();
+        b.prefix(".tmp-");
+        #[cfg(unix)]
+        b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let mut tmp = match b.tempfile_in(dir) {
+            Ok(t) => t,
+            // No fan-out directory (a copied repository): use tmp/ and let install create it.
+            Err(_) => self.temp_file()?,
+        };
         tmp.write_all(data).at(tmp.path())?;
         self.install(tmp, rel)
     }
@@ -253,5 +294,20 @@ mod tests {
         std::fs::write(r.join("tmp/w-interrupted"), b"half").unwrap();
         let _repo = Repo::open(&r).unwrap();
         assert!(!r.join("tmp/w-interrupted").exists());
+    }
+
+    #[test]
+    fn a_crashed_writers_files_next_to_objects_are_swept_and_a_clean_close_leaves_no_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("r");
+        let repo = Repo::open_or_create(&r).unwrap();
+        assert!(r.join(DIRTY).exists());
+        drop(repo);
+        assert!(!r.join(DIRTY).exists(), "a clean close removes the marker");
+        // A writer killed mid-write leaves the marker and a partial file.
+        std::fs::write(r.join(DIRTY), b"").unwrap();
+        std::fs::write(r.join("objects/ab/.tmp-half"), b"partial").unwrap();
+        let _repo = Repo::open(&r).unwrap();
+        assert!(!r.join("objects/ab/.tmp-half").exists());
     }
 }
