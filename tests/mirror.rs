@@ -342,3 +342,43 @@ fn a_mirror_uses_prebuilt_deltas_from_a_static_host() {
     );
     assert_eq!(d.get("/").body, b"<h1>v2</h1>");
 }
+
+#[test]
+fn a_slow_reading_client_is_disconnected_instead_of_holding_the_response() {
+    use std::io::{Read, Write};
+    let c = Cli::new();
+    let big: Vec<u8> = (0..24u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(c.path("site/video.bin"), &big).unwrap();
+    c.bundle().ok();
+    let extra = "[limits]\nidle_timeout = \"1s\"";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], extra));
+    d.wait_seq(1);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.write_all(b"GET /video.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    // Take one small bite, then stop reading; the server's writes stall.
+    let mut first = [0u8; 1024];
+    let _ = s.read(&mut first).unwrap();
+    // A bounded wait on an observable event: the server closes the stalled connection.
+    let start = std::time::Instant::now();
+    let closed = loop {
+        std::thread::sleep(std::time::Duration::from_millis(200)); // the slow reader's pace, not synchronisation
+        let m = d.get("/metrics");
+        let text = String::from_utf8_lossy(&m.body).to_string();
+        let open = text
+            .lines()
+            .find(|l| l.starts_with("samizdat_connections_open "))
+            .and_then(|l| l.split(' ').nth(1)?.parse::<u64>().ok());
+        // Only the /metrics request itself may be open.
+        if open == Some(1) {
+            break true;
+        }
+        if start.elapsed() > std::time::Duration::from_secs(30) {
+            break false;
+        }
+    };
+    assert!(closed, "the stalled connection was never closed");
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.len() + 1024 < big.len(), "the whole response was delivered to a client that did not read");
+}

@@ -9,6 +9,7 @@ pub mod config;
 mod page;
 pub mod range;
 mod serve;
+mod stall;
 pub mod sync;
 mod tls;
 

@@ -291,6 +291,7 @@ pub async fn accept_loop(
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
+                            let s = super::stall::StallGuard::new(s, limits.idle_timeout);
                             let conn = builder.serve_connection(TokioIo::new(s), service);
                             watcher.watch(conn.into_owned()).await
                         }
@@ -305,6 +306,7 @@ pub async fn accept_loop(
                     }
                 }
                 None => {
+                    let stream = super::stall::StallGuard::new(stream, limits.idle_timeout);
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }
