@@ -112,8 +112,11 @@ pub fn config(data: &[u8]) {
     let _ = crate::mirror::Config::parse(s, Path::new("fuzz.toml"));
 }
 
+/// A fuzz target: any bytes in, a panic only on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target by name (for the corpus replay).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("documents", documents),
     ("envelope", envelope),
     ("bundle", bundle),
