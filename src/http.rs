@@ -31,6 +31,8 @@ pub struct FetchOptions {
     pub idle_timeout: Duration,
     /// Slowest average transfer tolerated (bytes/s), once `idle_timeout` has passed.
     pub min_rate: u64,
+    /// Cap on bytes per second received, shared by every fetch using these options.
+    pub rate_cap: Option<Arc<crate::ratelimit::RateLimit>>,
 }
 
 impl Default for FetchOptions {
@@ -41,6 +43,7 @@ impl Default for FetchOptions {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(20),
             min_rate: 4 * 1024,
+            rate_cap: None,
         }
     }
 }
@@ -140,6 +143,7 @@ impl HttpSource {
             max,
             idle: self.opts.idle_timeout,
             min_rate: self.opts.min_rate,
+            cap: self.opts.rate_cap.clone(),
         }))
     }
 
@@ -208,6 +212,7 @@ struct BodyReader {
     max: u64,
     idle: Duration,
     min_rate: u64,
+    cap: Option<Arc<crate::ratelimit::RateLimit>>,
 }
 
 impl BodyReader {
@@ -243,6 +248,19 @@ impl BodyReader {
                         &self.url,
                         format!("larger than the {} bytes allowed", self.max),
                     ));
+                }
+                // The operator's bandwidth cap: pay for these bytes before taking more.
+                if let Some(cap) = &self.cap {
+                    let before = Instant::now();
+                    let mut owed = data.len();
+                    while owed > 0 {
+                        match cap.take(owed) {
+                            Ok(n) => owed -= n,
+                            Err(wait) => tokio::time::sleep(wait).await,
+                        }
+                    }
+                    // Time spent throttled is ours, not the upstream's slowness.
+                    self.start += before.elapsed();
                 }
                 return Ok(Some(data));
             }

@@ -33,6 +33,7 @@ pub mod keys;
 pub mod meta;
 pub mod mirror;
 pub mod path;
+pub mod ratelimit;
 pub mod sign;
 
 pub use error::{Error, Result};

@@ -382,3 +382,33 @@ fn a_slow_reading_client_is_disconnected_instead_of_holding_the_response() {
     let _ = s.read_to_end(&mut rest);
     assert!(rest.len() + 1024 < big.len(), "the whole response was delivered to a client that did not read");
 }
+
+#[test]
+fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
+    let c = Cli::new();
+    let blob: Vec<u8> = (0..600_000u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    std::fs::write(c.path("site/blob.bin"), &blob).unwrap();
+    c.bundle().ok();
+    // Syncing (from a plain HTTP repository) is held to 200 KiB/s...
+    let server = crate::http::StaticServer::start(&c.path("repo"), None);
+    let url = format!("http://127.0.0.1:{}/", server.port);
+    let extra = "[limits]\nupload_bytes_per_second = \"200KiB\"\ndownload_bytes_per_second = \"200KiB\"";
+    let start = std::time::Instant::now();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[url], extra));
+    d.wait_seq(1);
+    // A lower bound only: the cap makes it slow; a loaded machine can only make it slower.
+    let synced = start.elapsed();
+    assert!(
+        synced >= std::time::Duration::from_millis(1500),
+        "650 KB synced in {synced:?} despite a 200 KiB/s cap"
+    );
+    // ...and so is what readers receive.
+    let start = std::time::Instant::now();
+    let r = d.get("/blob.bin");
+    let served = start.elapsed();
+    assert_eq!(r.body, blob);
+    assert!(
+        served >= std::time::Duration::from_millis(1500),
+        "600 KB served in {served:?} despite a 200 KiB/s cap"
+    );
+}

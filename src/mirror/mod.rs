@@ -136,6 +136,8 @@ struct Inner {
     sites: Vec<Arc<Site>>,
     metrics: Metrics,
     cache: serve::Cache,
+    /// The operator's cap on bytes per second fetched from upstreams.
+    upload_cap: Option<Arc<crate::ratelimit::RateLimit>>,
     /// At most two bundles are generated at once (CPU for compression).
     bundle_slots: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
@@ -176,6 +178,8 @@ impl Mirror {
             }
             sites.push(Arc::new(site));
         }
+        let upload_cap =
+            config.limits.upload_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
         Ok(Mirror {
             inner: Arc::new(Inner {
                 config,
@@ -183,6 +187,7 @@ impl Mirror {
                 metrics: Metrics::default(),
                 cache: serve::Cache::new(8 << 20),
                 bundle_slots: Arc::new(tokio::sync::Semaphore::new(2)),
+                upload_cap,
                 started: SystemTime::now(),
             }),
         })
@@ -229,6 +234,7 @@ impl Mirror {
                 idle_timeout: limits.upstream_idle_timeout,
                 min_rate: limits.upstream_min_rate,
                 ca_file: None,
+                rate_cap: self.inner.upload_cap.clone(),
             };
             let result = sync::open_upstream(&url, &site.config.anchor, &fetch).and_then(|up| {
                 sync::sync_from(&repo, &site.config.anchor, &up, &self.config().limits, &mut seen)

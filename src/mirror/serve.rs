@@ -234,6 +234,12 @@ pub async fn accept_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let limiter = Arc::new(RateLimiter::new(mirror.config().limits.requests_per_minute_per_client));
+    // One bucket for every connection of this listener: the cap is the volunteer's total.
+    let download_cap = mirror
+        .config()
+        .limits
+        .download_bytes_per_second
+        .map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
     let mut backoff = Duration::from_millis(10);
     loop {
         // A permit before accept: at the limit, new connections wait in the
@@ -259,6 +265,7 @@ pub async fn accept_loop(
         let m = mirror.clone();
         let tls = tls.clone();
         let limiter = limiter.clone();
+        let cap = download_cap.clone();
         let watcher = graceful.watcher();
         m.metrics().connections_total.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
@@ -291,7 +298,7 @@ pub async fn accept_loop(
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            let s = super::stall::StallGuard::new(s, limits.idle_timeout);
+                            let s = super::stall::StallGuard::new(s, limits.idle_timeout, cap.clone());
                             let conn = builder.serve_connection(TokioIo::new(s), service);
                             watcher.watch(conn.into_owned()).await
                         }
@@ -306,7 +313,7 @@ pub async fn accept_loop(
                     }
                 }
                 None => {
-                    let stream = super::stall::StallGuard::new(stream, limits.idle_timeout);
+                    let stream = super::stall::StallGuard::new(stream, limits.idle_timeout, cap.clone());
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
                     watcher.watch(conn.into_owned()).await
                 }

@@ -10,19 +10,44 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
 use tokio::time::{Instant, Sleep};
+
+use crate::ratelimit::RateLimit;
 
 pub struct StallGuard<T> {
     inner: T,
     limit: Duration,
     /// Armed while a write is pending; cleared when one succeeds.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The operator's download cap, shared by every connection.
+    cap: Option<Arc<RateLimit>>,
+    /// Waiting for the cap's bucket to refill.
+    throttle: Option<Pin<Box<Sleep>>>,
 }
 
 impl<T> StallGuard<T> {
-    pub fn new(inner: T, limit: Duration) -> Self {
-        StallGuard { inner, limit, timer: None }
+    pub fn new(inner: T, limit: Duration, cap: Option<Arc<RateLimit>>) -> Self {
+        StallGuard { inner, limit, timer: None, cap, throttle: None }
+    }
+
+    /// How many of `want` bytes the cap allows now (Pending while it refills).
+    fn budget(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<usize> {
+        let Some(cap) = self.cap.clone() else { return Poll::Ready(want) };
+        loop {
+            if let Some(t) = self.throttle.as_mut() {
+                match t.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(()) => self.throttle = None,
+                }
+            }
+            match cap.take(want) {
+                Ok(n) => return Poll::Ready(n),
+                Err(wait) => self.throttle = Some(Box::pin(tokio::time::sleep(wait))),
+            }
+        }
     }
 
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -51,7 +76,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
 
 impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, data) {
+        let n = match self.budget(cx, data.len()) {
+            Poll::Ready(n) => n,
+            Poll::Pending => return Poll::Pending,
+        };
+        match Pin::new(&mut self.inner).poll_write(cx, &data[..n]) {
             Poll::Ready(r) => {
                 self.timer = None;
                 Poll::Ready(r)
@@ -68,6 +97,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        if self.cap.is_some() {
+            // Capped: write the first non-empty slice through the budget.
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
+            return self.poll_write(cx, first);
+        }
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => {
                 self.timer = None;
@@ -81,7 +115,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.cap.is_none() && self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
