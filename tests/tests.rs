@@ -6,10 +6,14 @@ mod daemon;
 mod support;
 
 mod attacks;
+mod browser;
 mod cli;
+mod crash;
 mod drill;
 mod fuzz;
+mod hostile;
 mod http;
 mod mirror;
+mod nginx;
 mod roundtrip;
 mod vectors;
