@@ -412,3 +412,82 @@ fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
         "600 KB served in {served:?} despite a 200 KiB/s cap"
     );
 }
+
+#[test]
+fn sites_are_routed_by_host_and_prefix_and_an_unknown_host_gets_the_default_site() {
+    let c = Cli::new();
+    c.bundle().ok();
+    samizdat(["keygen", &c.s("keys-b")]).ok();
+    std::fs::create_dir_all(c.path("site-b")).unwrap();
+    std::fs::write(c.path("site-b/index.html"), "<h1>site B</h1>").unwrap();
+    samizdat(["bundle", &c.s("site-b"), "--keys", &c.s("keys-b"), "--repo", &c.s("repo-b")]).ok();
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\npoll_interval = \"200ms\"\n\
+         [[site]]\npublisher = {:?}\nupstreams = [{:?}]\nhosts = [\"a.example\"]\n\
+         [[site]]\npublisher = {:?}\nupstreams = [{:?}]\nhosts = [\"b.example\"]\n",
+        c.s("m"),
+        c.pubkey(),
+        c.s("repo"),
+        c.s("keys-b/publisher.pub"),
+        c.s("repo-b")
+    );
+    let d = Daemon::start(&c.path("m.toml"), &text);
+    d.wait_for("both sites", |s| {
+        s["sites"][0]["serving"]["seq"] == 1 && s["sites"][1]["serving"]["seq"] == 1
+    });
+    let host = |h: &str| request(d.port, "GET", "/", &[("Host", h)], None).body;
+    // `request` already sends a Host header; a second one would be invalid, so use raw requests here.
+    let raw = |h: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: {h}\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).unwrap();
+        crate::daemon::parse_response(&out, false).body
+    };
+    let _ = host;
+    assert_eq!(raw("a.example"), b"<h1>hello</h1>");
+    assert_eq!(raw("B.EXAMPLE:8080"), b"<h1>site B</h1>");
+    assert_eq!(raw("unknown.example"), b"<h1>hello</h1>");
+    let fp_b = samizdat(["fingerprint", &c.s("keys-b/publisher.pub")]).ok().stdout.trim().to_string();
+    assert_eq!(d.get(&format!("/_samizdat/site/{fp_b}/")).body, b"<h1>site B</h1>");
+}
+
+#[test]
+fn huge_headers_are_refused_and_the_daemon_keeps_serving() {
+    use std::io::{Read, Write};
+    let c = Cli::new();
+    c.bundle().ok();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let big = "x".repeat(200_000);
+    let _ = s.write_all(format!("GET / HTTP/1.1\r\nHost: a\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    let mut out = Vec::new();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let _ = s.read_to_end(&mut out);
+    let head = String::from_utf8_lossy(&out[..out.len().min(64)]).to_string();
+    assert!(out.is_empty() || head.starts_with("HTTP/1.1 431"), "oversized header answered: {head}");
+    assert_eq!(d.get("/").body, b"<h1>hello</h1>");
+}
+
+#[test]
+fn hundreds_of_idle_connections_do_not_starve_a_legitimate_reader() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let extra = "[limits]\nmax_connections = 50\nheader_timeout = \"1s\"\nidle_timeout = \"2s\"";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], extra));
+    d.wait_seq(1);
+    // 300 connections that never send a byte, six times the connection limit.
+    let idle: Vec<std::net::TcpStream> =
+        (0..300).map(|_| std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap()).collect();
+    // A reader still gets the page: idle connections time out and free their slots.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let port = d.port;
+    std::thread::spawn(move || {
+        let _ = tx.send(request(port, "GET", "/", &[], None));
+    });
+    let r = rx.recv_timeout(std::time::Duration::from_secs(60)).expect("the reader was starved");
+    assert_eq!(r.body, b"<h1>hello</h1>");
+    drop(idle);
+}

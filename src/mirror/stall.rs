@@ -1,8 +1,12 @@
-//! A connection wrapper that fails writes stalled for too long.
+//! A connection wrapper that closes connections stalled for too long, in
+//! either direction.
 //!
 //! A slow-read client (it requests, then reads a byte now and then) would
 //! otherwise hold a connection and its buffers forever: hyper has header and
-//! keep-alive timeouts, but none for a response the peer will not take.
+//! keep-alive timeouts, but none for a response the peer will not take. And a
+//! client that connects and sends nothing at all would sit in the HTTP/1-or-2
+//! detection phase, which has no timeout of its own, holding a connection
+//! slot: every read waiting longer than the limit ends the connection too.
 
 use std::future::Future;
 use std::io;
@@ -22,6 +26,8 @@ pub struct StallGuard<T> {
     limit: Duration,
     /// Armed while a write is pending; cleared when one succeeds.
     timer: Option<Pin<Box<Sleep>>>,
+    /// Armed while a read is pending; cleared when one completes.
+    read_timer: Option<Pin<Box<Sleep>>>,
     /// The operator's download cap, shared by every connection.
     cap: Option<Arc<RateLimit>>,
     /// Waiting for the cap's bucket to refill.
@@ -30,7 +36,7 @@ pub struct StallGuard<T> {
 
 impl<T> StallGuard<T> {
     pub fn new(inner: T, limit: Duration, cap: Option<Arc<RateLimit>>) -> Self {
-        StallGuard { inner, limit, timer: None, cap, throttle: None }
+        StallGuard { inner, limit, timer: None, read_timer: None, cap, throttle: None }
     }
 
     /// How many of `want` bytes the cap allows now (Pending while it refills).
@@ -70,7 +76,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                self.read_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                let limit = self.limit;
+                let t = self.read_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                match t.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client sent nothing for {limit:?} (idle)"),
+                    ))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 }
 
@@ -82,7 +104,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         };
         match Pin::new(&mut self.inner).poll_write(cx, &data[..n]) {
             Poll::Ready(r) => {
+                // Progress in either direction means the peer is alive.
                 self.timer = None;
+                self.read_timer = None;
                 Poll::Ready(r)
             }
             Poll::Pending => match self.check(cx) {
@@ -104,7 +128,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
         }
         match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
             Poll::Ready(r) => {
+                // Progress in either direction means the peer is alive.
                 self.timer = None;
+                self.read_timer = None;
                 Poll::Ready(r)
             }
             Poll::Pending => match self.check(cx) {
@@ -121,7 +147,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match Pin::new(&mut self.inner).poll_flush(cx) {
             Poll::Ready(r) => {
+                // Progress in either direction means the peer is alive.
                 self.timer = None;
+                self.read_timer = None;
                 Poll::Ready(r)
             }
             Poll::Pending => match self.check(cx) {
