@@ -369,7 +369,7 @@ pub fn read_stream<R: Read>(
             Some(_) => {}
         }
     }
-    let has_local = |rel: &str| target.is_some_and(|r| r.has(rel));
+    let has_local = |rel: &str, len: u64| target.is_some_and(|r| r.has_len(rel, len));
 
     let staging = match target {
         Some(repo) if install == Install::Atomic => {
@@ -447,8 +447,8 @@ pub fn read_stream<R: Read>(
     // Trees the bundle left out must already be in the target: a delta's
     // unchanged subtrees, or what an earlier interrupted sync installed.
     let used_local_trees = !pending_trees.is_empty();
-    for (h, (_, dir)) in &pending_trees {
-        if !has_local(&layout::tree(h)) {
+    for (h, (len, dir)) in &pending_trees {
+        if !has_local(&layout::tree(h), *len) {
             return Err(Error::verify(&name, format!("tree {h} of /{dir} is missing from the bundle")));
         }
     }
@@ -489,7 +489,7 @@ pub fn read_stream<R: Read>(
         let mut out: Option<(File, std::path::PathBuf, Option<tempfile::NamedTempFile>)> =
             match (stage_path("obj", &h), target) {
                 (Some(p), _) => Some((File::create(&p).at(&p)?, p, None)),
-                (None, Some(repo)) if !already_current && !repo.has(&layout::object(&h)) => {
+                (None, Some(repo)) if !already_current && !repo.has_len(&layout::object(&h), len) => {
                     let t = repo.temp_file()?;
                     Some((t.as_file().try_clone().at(t.path())?, t.path().to_path_buf(), Some(t)))
                 }
@@ -531,8 +531,8 @@ pub fn read_stream<R: Read>(
     if nt != staged_trees.len() as u64 || no != s.objects {
         return Err(Error::verify(&name, "end record counts do not match the records read"));
     }
-    for (h, (_, p)) in &pending_objects {
-        if !has_local(&layout::object(h)) {
+    for (h, (len, p)) in &pending_objects {
+        if !has_local(&layout::object(h), *len) {
             return Err(Error::verify(&name, format!("object {h} (/{p}) is missing from the bundle")));
         }
     }
@@ -570,7 +570,7 @@ pub fn read_stream<R: Read>(
             // Everything the new snapshot needs must now be in the repository.
             let listing = source::list(&repo.source(), &verified.snapshot)?;
             for f in &listing.files {
-                if !repo.has(&layout::object(&f.hash)) {
+                if !repo.has_len(&layout::object(&f.hash), f.size) {
                     return Err(Error::verify(&name, format!("object {} (/{}) is missing", f.hash, f.path)));
                 }
             }
@@ -638,7 +638,8 @@ fn totals(
 
 fn install_staged(repo: &Repo, staged: &Path, rel: &str) -> Result<()> {
     let dest = repo.path(rel);
-    if dest.exists() {
+    let len = std::fs::metadata(staged).at(staged)?.len();
+    if repo.has_len(rel, len) {
         return Ok(());
     }
     if let Some(parent) = dest.parent() {

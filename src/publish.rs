@@ -473,7 +473,7 @@ const IN_MEMORY: u64 = 8 << 20;
 fn store_file(
     repo: &Repo,
     f: &ScanFile,
-    present: &dyn Fn(&ContentHash) -> bool,
+    present: &dyn Fn(&ContentHash, u64) -> bool,
 ) -> Result<(ContentHash, u64, bool)> {
     let mut file = fs::File::open(&f.abs).at(&f.abs)?;
     if f.stat.size <= IN_MEMORY {
@@ -493,7 +493,7 @@ fn store_file(
         }
         data.truncate(len);
         let h = crate::hash::object_hash(&data);
-        if present(&h) {
+        if present(&h, len as u64) {
             return Ok((h, len as u64, false));
         }
         repo.put_new(&layout::object(&h), &data)?;
@@ -512,7 +512,7 @@ fn store_file(
     }
     let size = hasher.len();
     let h = hasher.finish();
-    if present(&h) {
+    if present(&h, size) {
         return Ok((h, size, false));
     }
     repo.install(tmp, &layout::object(&h))?;
@@ -581,10 +581,11 @@ pub fn bundle(
     let known = (todo.len() > 256).then(|| repo.object_set());
     // Objects written by this run (the same content can appear twice in a site).
     let written: Mutex<std::collections::HashSet<ContentHash>> = Mutex::new(Default::default());
-    let present = |h: &ContentHash| {
+    let present = |h: &ContentHash, size: u64| {
+        // Present means complete: a file left empty by a power cut is rewritten.
         let before = match &known {
-            Some(set) => set.contains(h),
-            None => repo.has(&layout::object(h)),
+            Some(set) => set.contains(h) && repo.has_len(&layout::object(h), size),
+            None => repo.has_len(&layout::object(h), size),
         };
         // Claim the address: a second file with the same content is not written again.
         before || !written.lock().unwrap_or_else(|p| p.into_inner()).insert(*h)

@@ -148,10 +148,17 @@ impl Repo {
         self.base.join(rel).exists()
     }
 
+    /// Whether a content-addressed file is present *and complete*: after a
+    /// power cut a renamed file can exist with its data lost (empty), so a
+    /// name alone does not prove the content is there.
+    pub fn has_len(&self, rel: &str, len: u64) -> bool {
+        fs::metadata(self.base.join(rel)).is_ok_and(|m| m.len() == len)
+    }
+
     /// Writes an immutable file unless it already exists. Not synced: the
     /// caller syncs the whole batch with [`Repo::sync`].
     pub fn put(&self, rel: &str, data: &[u8]) -> Result<()> {
-        if self.base.join(rel).exists() {
+        if self.has_len(rel, data.len() as u64) {
             return Ok(());
         }
         self.put_new(rel, data)

@@ -527,19 +527,16 @@ fn power_cut_after_a_partial_sync(damage_tree: bool) {
 }
 
 #[test]
-#[ignore = "bug: a resumed mirror sync trusts any file at an object's final name (src/mirror/sync.rs fetch_missing: repo.has), so an empty object left by a power cut is published and served"]
 fn a_power_cut_that_left_empty_objects_is_repaired_by_the_next_sync() {
     power_cut_after_a_partial_sync(false);
 }
 
 #[test]
-#[ignore = "bug: a resumed mirror sync fails forever on a damaged local tree (src/mirror/sync.rs fetch_missing: check_tree_bytes on the local copy is an error, not a re-fetch)"]
 fn a_power_cut_that_left_an_empty_tree_is_repaired_by_the_next_sync() {
     power_cut_after_a_partial_sync(true);
 }
 
 #[test]
-#[ignore = "bug: bundle trusts any file at an object's final name (src/publish.rs store_file: repo.has), so an empty object left by a power cut during an earlier run is published"]
 fn a_bundle_rerun_after_a_power_cut_that_left_an_empty_object_publishes_a_verifiable_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let d0 = dir.path();

@@ -218,14 +218,18 @@ pub fn fetch_missing(repo: &Repo, up: &dyn Source, v: &Verified, limits: &Limits
             continue;
         }
         let rel = layout::tree(&t.hash);
-        let tree = match local.fetch(&rel, t.len)? {
-            Some(bytes) => check_tree_bytes(&bytes, &t, &dir)?,
+        // A local copy is used only if it still checks out: after a power
+        // cut it may be empty or short, and is then fetched again.
+        let local_tree =
+            local.fetch(&rel, t.len).ok().flatten().and_then(|b| check_tree_bytes(&b, &t, &dir).ok());
+        let tree = match local_tree {
+            Some(tree) => tree,
             None => {
                 let bytes = up.fetch(&rel, t.len)?.ok_or_else(|| Error::NotFound {
                     what: format!("{}/{rel} (tree of /{dir})", up.name()),
                 })?;
                 let tree = check_tree_bytes(&bytes, &t, &dir)?;
-                repo.put(&rel, &bytes)?;
+                repo.put_new(&rel, &bytes)?;
                 tree
             }
         };
@@ -246,8 +250,10 @@ pub fn fetch_missing(repo: &Repo, up: &dyn Source, v: &Verified, limits: &Limits
         }
     }
     let mut wanted = HashSet::new();
-    let missing: Vec<&(ContentHash, u64, String)> =
-        files.iter().filter(|(h, _, _)| wanted.insert(*h) && !repo.has(&layout::object(h))).collect();
+    let missing: Vec<&(ContentHash, u64, String)> = files
+        .iter()
+        .filter(|(h, size, _)| wanted.insert(*h) && !repo.has_len(&layout::object(h), *size))
+        .collect();
     // Objects, several at a time; each streams to a temp file, capped at its
     // signed size and hashed, and is installed only if it matches.
     let next = AtomicUsize::new(0);
@@ -280,7 +286,7 @@ pub fn fetch_missing(repo: &Repo, up: &dyn Source, v: &Verified, limits: &Limits
     // Final check from local disk: complete and consistent before the head moves.
     let listing = source::list(&local, &v.snapshot)?;
     for f in &listing.files {
-        if !repo.has(&layout::object(&f.hash)) {
+        if !repo.has_len(&layout::object(&f.hash), f.size) {
             return Err(Error::NotFound { what: format!("object {} (/{}) after sync", f.hash, f.path) });
         }
     }
