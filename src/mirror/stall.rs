@@ -56,6 +56,22 @@ impl<T> StallGuard<T> {
         }
     }
 
+    /// After a write or flush: progress (in either direction) disarms the
+    /// timers; a pending one arms the stall timer, which fails it when it fires.
+    fn after_write<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.timer = None;
+                self.read_timer = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => match self.check(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+        }
+    }
+
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let limit = self.limit;
         let timer =
@@ -102,18 +118,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
             Poll::Ready(n) => n,
             Poll::Pending => return Poll::Pending,
         };
-        match Pin::new(&mut self.inner).poll_write(cx, &data[..n]) {
-            Poll::Ready(r) => {
-                // Progress in either direction means the peer is alive.
-                self.timer = None;
-                self.read_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.check(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-        }
+        let r = Pin::new(&mut self.inner).poll_write(cx, &data[..n]);
+        self.after_write(cx, r)
     }
 
     fn poll_write_vectored(
@@ -126,18 +132,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
             let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &b[..]);
             return self.poll_write(cx, first);
         }
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                // Progress in either direction means the peer is alive.
-                self.timer = None;
-                self.read_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.check(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-        }
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.after_write(cx, r)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -145,18 +141,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for StallGuard<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match Pin::new(&mut self.inner).poll_flush(cx) {
-            Poll::Ready(r) => {
-                // Progress in either direction means the peer is alive.
-                self.timer = None;
-                self.read_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.check(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
-        }
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.after_write(cx, r)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
