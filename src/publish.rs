@@ -1,7 +1,7 @@
 //! The publisher's side: identities (keygen, rotation) and turning a site
 //! directory into a signed snapshot in a repository.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -317,6 +317,15 @@ struct ScanFile {
     rel: String,
     abs: PathBuf,
     stat: Stat,
+    /// Index of its directory in the scan's directory list.
+    dir: usize,
+}
+
+/// A directory found by the scan; `parent` indexes the same list (the root has none).
+struct ScanDir {
+    rel: String,
+    parent: Option<usize>,
+    depth: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -343,19 +352,19 @@ fn scan(
     site: &Path,
     unsafe_files: UnsafeFiles,
     warnings: &mut Vec<String>,
-) -> Result<(Vec<ScanFile>, Vec<String>)> {
+) -> Result<(Vec<ScanFile>, Vec<ScanDir>)> {
     let meta = fs::metadata(site).at(site)?;
     if !meta.is_dir() {
         return Err(Error::Usage(format!("{}: not a directory", site.display())));
     }
     let mut files = Vec::new();
-    let mut dirs = Vec::new();
-    let mut stack = vec![(site.to_path_buf(), String::new(), 0usize)];
-    while let Some((abs, rel, depth)) = stack.pop() {
+    let mut dirs = vec![ScanDir { rel: String::new(), parent: None, depth: 0 }];
+    let mut stack = vec![(site.to_path_buf(), 0usize)];
+    while let Some((abs, di)) = stack.pop() {
+        let (rel, depth) = (dirs[di].rel.clone(), dirs[di].depth);
         if depth >= path::MAX_DEPTH {
             return Err(Error::path(rel, "nested deeper than 64 levels"));
         }
-        dirs.push(rel.clone());
         let mut names = Vec::new();
         for e in fs::read_dir(&abs).at(&abs)? {
             let e = e.at(&abs)?;
@@ -387,12 +396,13 @@ fn scan(
                 refuse("symbolic link (links are never followed or included)".into())?;
             } else if ft.is_dir() {
                 names.push(name);
-                stack.push((child_abs, child_rel, depth + 1));
+                dirs.push(ScanDir { rel: child_rel, parent: Some(di), depth: depth + 1 });
+                stack.push((child_abs, dirs.len() - 1));
             } else if ft.is_file() {
                 // Relative to the open directory: no path walk per file.
                 let m = e.metadata().at(&child_abs)?;
                 names.push(name);
-                files.push(ScanFile { rel: child_rel, abs: child_abs, stat: stat_of(&m) });
+                files.push(ScanFile { rel: child_rel, abs: child_abs, stat: stat_of(&m), dir: di });
             } else {
                 refuse("special file (device, FIFO or socket)".into())?;
             }
@@ -441,13 +451,18 @@ impl StatCache {
         Some(m)
     }
 
-    fn save(&self, repo: &Repo) -> Result<()> {
+    /// Writes the entries of the site's current `files` (entries of files
+    /// no longer in the site are dropped).
+    fn save(&self, repo: &Repo, files: &[ScanFile]) -> Result<()> {
         // Entries changed in the last two seconds are left out: a write in the
         // same timestamp tick could otherwise go unnoticed ("racy" entries).
         let racy = (now() as i64 - 2).saturating_mul(1_000_000_000);
-        let mut out = Vec::with_capacity(self.0.len() * 96);
-        let keep: Vec<_> =
-            self.0.iter().filter(|(_, (s, _))| s.mtime_ns < racy && s.ctime_ns < racy).collect();
+        let mut out = Vec::with_capacity(files.len() * 96);
+        let keep: Vec<_> = files
+            .iter()
+            .filter_map(|f| self.0.get_key_value(&f.rel))
+            .filter(|(_, (s, _))| s.mtime_ns < racy && s.ctime_ns < racy)
+            .collect();
         out.extend_from_slice(&(keep.len() as u64).to_le_bytes());
         for (rel, (s, h)) in keep {
             out.extend_from_slice(&(rel.len() as u64).to_le_bytes());
@@ -560,9 +575,9 @@ pub fn bundle(
     // Entries for files no longer in the site are dropped; the cache is
     // rewritten only if it changed.
     let before = cache.0.len();
-    let present_paths: std::collections::HashSet<&str> = files.iter().map(|f| f.rel.as_str()).collect();
-    cache.0.retain(|k, _| present_paths.contains(k.as_str()));
-    let mut cache_changed = cache.0.len() != before;
+    // Every file hit the cache and the counts agree: the cache holds exactly
+    // these files, and need not be rewritten unless something is hashed now.
+    let mut cache_changed = before != files.len();
 
     // Hash and store what the stat cache does not vouch for, in parallel.
     let todo: Vec<usize> = (0..files.len())
@@ -621,8 +636,9 @@ pub fn bundle(
         cache_changed = true;
     }
 
-    // Build trees bottom-up: deepest directories first.
-    let mut entries: BTreeMap<String, Vec<Entry>> = dirs.iter().map(|d| (d.clone(), Vec::new())).collect();
+    // Build trees bottom-up: deepest directories first. Entries are filed by
+    // directory index from the scan, so no path is looked up or re-parsed.
+    let mut entries: Vec<Vec<Entry>> = (0..dirs.len()).map(|_| Vec::new()).collect();
     let mut sizes: HashMap<ContentHash, u64> = HashMap::new();
     let (mut nfiles, mut nbytes) = (0u64, 0u64);
     for (i, f) in files.iter().enumerate() {
@@ -641,35 +657,30 @@ pub fn bundle(
         }
         nfiles += 1;
         nbytes += size;
-        let (dir, name) = f.rel.rsplit_once('/').map_or(("", f.rel.as_str()), |(d, n)| (d, n));
+        let name = f.rel.rsplit_once('/').map_or(f.rel.as_str(), |(_, n)| n);
         let e =
             Entry { name: name.to_string(), kind: EntryKind::File { hash, size, media: media_type(&f.rel) } };
-        entries
-            .get_mut(dir)
-            .ok_or_else(|| Error::path(f.rel.clone(), "parent directory missing from scan"))?
-            .push(e);
+        entries[f.dir].push(e);
     }
-    let mut order: Vec<String> = entries.keys().cloned().collect();
-    order.sort_by_key(|d| std::cmp::Reverse(if d.is_empty() { 0 } else { d.matches('/').count() + 1 }));
+    let mut order: Vec<usize> = (0..dirs.len()).collect();
+    order.sort_by_key(|&d| std::cmp::Reverse(dirs[d].depth));
     let mut root = None;
-    for dir in order {
-        let mut list = entries.remove(&dir).unwrap_or_default();
-        list.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    for d in order {
+        let mut list = std::mem::take(&mut entries[d]);
+        list.sort_unstable_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let bytes = Tree { entries: list }.encode();
-        let t = TreeRef { hash: sha256(&bytes), len: bytes.len() as u64 };
         if bytes.len() > crate::meta::MAX_TREE {
-            return Err(Error::path(dir, "directory has too many entries for one tree node"));
+            return Err(Error::path(dirs[d].rel.clone(), "directory has too many entries for one tree node"));
         }
+        let t = TreeRef { hash: sha256(&bytes), len: bytes.len() as u64 };
         repo.put(&layout::tree(&t.hash), &bytes)?;
-        if dir.is_empty() {
-            root = Some(t);
-        } else {
-            let (parent, name) = dir.rsplit_once('/').map_or(("", dir.as_str()), |(p, n)| (p, n));
-            let e = Entry { name: name.to_string(), kind: EntryKind::Dir(t) };
-            entries
-                .get_mut(parent)
-                .ok_or_else(|| Error::path(dir.clone(), "parent directory missing"))?
-                .push(e);
+        match dirs[d].parent {
+            None => root = Some(t),
+            Some(p) => {
+                let rel = &dirs[d].rel;
+                let name = rel.rsplit_once('/').map_or(rel.as_str(), |(_, n)| n);
+                entries[p].push(Entry { name: name.to_string(), kind: EntryKind::Dir(t) });
+            }
         }
     }
     let root = root.ok_or_else(|| Error::Usage("site has no root directory".into()))?;
@@ -681,7 +692,7 @@ pub fn bundle(
             && cur.roots.len() == publisher.roots.len();
         if same {
             if cache_changed {
-                cache.save(&repo)?;
+                cache.save(&repo, &files)?;
             }
             return Ok(BundleReport {
                 seq: cur.snapshot.seq,
@@ -696,7 +707,7 @@ pub fn bundle(
         }
     }
     let (seq, id) = commit(publisher, &signing, &repo, current.as_ref(), root, nfiles, nbytes, opts)?;
-    cache.save(&repo)?;
+    cache.save(&repo, &files)?;
     Ok(BundleReport {
         seq,
         snapshot_id: id,

@@ -28,7 +28,13 @@ use crate::trust::{Metadata, Verified};
 pub struct Repo {
     base: PathBuf,
     _lock: fs::File,
+    /// Files installed since the last [`Repo::sync`], while few: a small
+    /// batch is flushed file by file, a large one with one `syncfs`.
+    unsynced: std::sync::Mutex<Option<Vec<PathBuf>>>,
 }
+
+/// Above this many new files, one `syncfs` is cheaper than an fsync each.
+const FSYNC_EACH_MAX: usize = 256;
 
 /// Present while a writer has the repository open; see [`Repo::clean_tmp`].
 const DIRTY: &str = "local/dirty";
@@ -66,7 +72,7 @@ impl Repo {
             )));
         }
         let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
-        let repo = Repo { _lock: lock(&base)?, base };
+        let repo = Repo { _lock: lock(&base)?, base, unsynced: std::sync::Mutex::new(Some(Vec::new())) };
         repo.clean_tmp();
         Ok(repo)
     }
@@ -93,7 +99,7 @@ impl Repo {
         let lock = lock(base)?;
         fsutil::write_atomic(&base.join(layout::MARKER), layout::MARKER_TEXT.as_bytes(), 0o644)?;
         let base = std::path::absolute(base).map_err(|e| Error::io(base, e))?;
-        let repo = Repo { base, _lock: lock };
+        let repo = Repo { base, _lock: lock, unsynced: std::sync::Mutex::new(Some(Vec::new())) };
         repo.clean_tmp();
         Ok(repo)
     }
@@ -224,8 +230,20 @@ impl Repo {
     /// Moves a finished temporary file to `rel`.
     pub fn install(&self, tmp: tempfile::NamedTempFile, rel: &str) -> Result<()> {
         let dest = self.base.join(rel);
+        let done = |dest: PathBuf| {
+            let mut u = self.unsynced.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(list) = u.as_mut() {
+                list.push(dest);
+                if list.len() > FSYNC_EACH_MAX {
+                    *u = None; // too many: the next sync flushes the whole file system
+                }
+            }
+        };
         match tmp.persist(&dest) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                done(dest);
+                Ok(())
+            }
             // The fan-out directory is missing (a repository copied without
             // empty directories): create it and try once more.
             Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
@@ -233,15 +251,30 @@ impl Repo {
                     fsutil::mkdirs(parent)?;
                 }
                 e.file.persist(&dest).map_err(|e| Error::io(&dest, e.error))?;
+                done(dest);
                 Ok(())
             }
             Err(e) => Err(Error::io(dest, e.error)),
         }
     }
 
-    /// Makes everything written so far durable.
+    /// Makes everything written so far durable: a few files with an
+    /// fdatasync each (and their directories), many with one `syncfs`. Either
+    /// way one flush per batch, never one round trip per object during writing.
     pub fn sync(&self) -> Result<()> {
-        fsutil::sync_filesystem(&self.base)
+        let pending = self.unsynced.lock().unwrap_or_else(|p| p.into_inner()).replace(Vec::new());
+        let Some(files) = pending else { return fsutil::sync_filesystem(&self.base) };
+        let mut dirs = std::collections::BTreeSet::new();
+        for f in &files {
+            fs::File::open(f).and_then(|h| h.sync_data()).at(f)?;
+            if let Some(d) = f.parent() {
+                dirs.insert(d.to_path_buf());
+            }
+        }
+        for d in dirs {
+            fsutil::sync_dir(&d)?;
+        }
+        Ok(())
     }
 
     /// Publishes a verified state: metadata files, then the head, each step

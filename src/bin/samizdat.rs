@@ -590,14 +590,21 @@ fn run_mirror(cfg: samizdat::mirror::Config, ready: Option<Ready>) -> anyhow::Re
         .try_init();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
+        // Signal handlers first, before anything is announced: a SIGTERM that
+        // arrives early must also drain, not kill the process.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
         let mut listeners = samizdat::mirror::Listeners::default();
         if let Some(a) = cfg.listen {
-            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
+            let l =
+                tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
             tracing::info!("serving http://{}/ (status page at /_samizdat/)", l.local_addr()?);
             listeners.http = Some(l);
         }
         if let Some(a) = cfg.listen_tls {
-            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
+            let l =
+                tokio::net::TcpListener::bind(a).await.with_context(|| format!("cannot listen on {a}"))?;
             tracing::info!("serving https://{}/", l.local_addr()?);
             listeners.https = Some(l);
         }
@@ -607,11 +614,10 @@ fn run_mirror(cfg: samizdat::mirror::Config, ready: Option<Ready>) -> anyhow::Re
             let m = mirror.clone();
             tokio::task::spawn_blocking(move || f(&m, http_addr));
         }
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let shutdown = async move {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
         };
         samizdat::mirror::run(mirror, listeners, shutdown, Duration::from_secs(10)).await?;
