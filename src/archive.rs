@@ -70,10 +70,13 @@ pub fn export(repo_path: &Path, out: &Path, since: Option<u64>, level: i32) -> R
     let tmp = tempfile::Builder::new().prefix(".samizdat-export-").tempfile_in(dir).at(dir)?;
     let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    let (report, w) = write_bundle(&src, &v, since, w, level, workers).map_err(|e| match e {
-        Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => Error::io(out, source),
-        e => e,
-    })?;
+    let (report, w) =
+        write_bundle(&src, &v, since, w, level, workers, WINDOW_LOG_MAX).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => {
+                Error::io(out, source)
+            }
+            e => e,
+        })?;
     w.into_inner().map_err(|err| Error::io(out, err.into_error()))?.sync_all().at(out)?;
     set_public(tmp.as_file(), out)?;
     tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
@@ -99,6 +102,7 @@ pub fn write_bundle<W: Write>(
     w: W,
     level: i32,
     workers: u32,
+    window_log: u32,
 ) -> Result<(ExportReport, W)> {
     let mut base_trees = HashSet::new();
     let mut base_objects = HashSet::new();
@@ -130,7 +134,7 @@ pub fn write_bundle<W: Write>(
         let _ = z.multithread(workers);
     }
     let _ = z.long_distance_matching(true);
-    let _ = z.window_log(WINDOW_LOG_MAX);
+    let _ = z.window_log(window_log.clamp(10, WINDOW_LOG_MAX));
     let mut report = ExportReport {
         seq: v.snapshot.seq,
         since,
@@ -666,7 +670,7 @@ pub fn write_deltas(repo_path: &Path, v: &Verified, n: u64) -> Result<u64> {
         let out = dir.join(format!("{from}-{to}.szb"));
         let tmp = tempfile::Builder::new().prefix(".delta-").tempfile_in(&dir).at(&dir)?;
         let w = BufWriter::new(tmp.as_file());
-        let (_, w) = write_bundle(&src, v, Some(from), w, 19, 2)?;
+        let (_, w) = write_bundle(&src, v, Some(from), w, 19, 2, WINDOW_LOG_MAX)?;
         w.into_inner().map_err(|e| Error::io(&out, e.into_error()))?;
         set_public(tmp.as_file(), &out)?;
         tmp.persist(&out).map_err(|e| Error::io(&out, e.error))?;

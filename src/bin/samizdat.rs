@@ -665,7 +665,8 @@ fn publish_cmd(
                     }
                     let since =
                         since.filter(|&s| s < v.snapshot.seq && source::find_seq(&src, &v, s).is_ok());
-                    let (_, bytes) = archive::write_bundle(&src, &v, since, Vec::new(), 3, 2)?;
+                    let (_, bytes) =
+                        archive::write_bundle(&src, &v, since, Vec::new(), 3, 2, archive::WINDOW_LOG_MAX)?;
                     (bytes, fp)
                 }
                 (None, None) => bail!("give a bundle FILE or --repo REPO"),

@@ -195,7 +195,8 @@ fn compress(data: &[u8], e: Enc) -> std::io::Result<Vec<u8>> {
         Enc::Zstd => zstd::bulk::compress(data, 12),
         Enc::Br => {
             let mut out = Vec::new();
-            let params = brotli::enc::BrotliEncoderParams { quality: 9, ..Default::default() };
+            // A 1 MiB window: objects compressed here are at most 1 MiB.
+            let params = brotli::enc::BrotliEncoderParams { quality: 9, lgwin: 20, ..Default::default() };
             brotli::BrotliCompress(&mut &data[..], &mut out, &params)?;
             Ok(out)
         }
@@ -724,7 +725,9 @@ async fn object_response(
 
 /// Streams bytes `start..end` of a file from the blocking pool.
 fn stream_file(path: std::path::PathBuf, start: u64, end: u64) -> Body {
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    // Small chunks and a short queue: memory per streaming response stays
+    // ~200 KiB however many clients download large files at once.
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
     tokio::task::spawn_blocking(move || {
         use std::io::Seek;
         let mut f = match std::fs::File::open(&path) {
@@ -741,7 +744,7 @@ fn stream_file(path: std::path::PathBuf, start: u64, end: u64) -> Body {
         let mut left = end - start;
         let mut f = f.take(left);
         while left > 0 {
-            let mut buf = vec![0u8; (256 * 1024).min(left as usize)];
+            let mut buf = vec![0u8; (64 * 1024).min(left as usize)];
             match f.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -875,7 +878,9 @@ async fn bundle(m: &Mirror, site: Arc<Site>, query: Option<&str>, head_only: boo
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let w = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
-        match crate::archive::write_bundle(&DirSource::new(dir), &v, since, w, 3, 1) {
+        // A 16 MiB window instead of the exporter's 128 MiB: a mirror may
+        // stream bundles to several clients at once and must stay small.
+        match crate::archive::write_bundle(&DirSource::new(dir), &v, since, w, 3, 1, 24) {
             Ok((_, mut w)) => {
                 let _ = std::io::Write::flush(&mut w);
             }
