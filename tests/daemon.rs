@@ -13,6 +13,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub port: u16,
     pub logs: Arc<Mutex<String>>,
+    /// The thread copying the daemon's stderr into `logs`; it ends at EOF.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Daemon {
@@ -36,7 +38,7 @@ impl Daemon {
         let logs = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let l2 = logs.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("serving http://").nth(1) {
@@ -57,7 +59,7 @@ impl Daemon {
         let port = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
             panic!("daemon did not start:\n{}", logs.lock().unwrap());
         });
-        Daemon { child: Some(child), port, logs }
+        Daemon { child: Some(child), port, logs, reader: Some(reader) }
     }
 
     pub fn url(&self) -> String {
@@ -108,7 +110,12 @@ impl Daemon {
         let pid = c.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
         let mut c = c;
-        c.wait().ok()?.code()
+        let code = c.wait().ok()?.code();
+        // Every line the daemon wrote is in `logs` once the reader hit EOF.
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        code
     }
 }
 
