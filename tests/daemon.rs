@@ -97,6 +97,20 @@ impl Daemon {
         self.wait_for(&format!("seq {seq}"), |s| s["sites"][0]["serving"]["seq"] == seq)
     }
 
+    /// Waits (at most 30 s) until the daemon's log contains `needle`, and
+    /// returns the log. Lines reach `logs` through another thread.
+    pub fn wait_log(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            let logs = self.logs.lock().unwrap().clone();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "log never said {needle:?}:\n{logs}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL

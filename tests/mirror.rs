@@ -317,12 +317,7 @@ fn a_damaged_store_is_not_served_and_is_re_synced_on_restart() {
     let d = Daemon::start_existing(&cfg);
     d.wait_seq(1);
     assert_eq!(d.get("/").body, b"<h1>hello</h1>");
-    // The log is copied by another thread: wait (bounded) for the line.
-    let start = std::time::Instant::now();
-    while !d.logs.lock().unwrap().contains("does not verify") {
-        assert!(start.elapsed() < std::time::Duration::from_secs(30), "{}", d.logs.lock().unwrap());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    d.wait_log("does not verify");
 }
 
 #[test]
