@@ -39,6 +39,12 @@ pub fn envelope(data: &[u8]) {
     }
 }
 
+/// The anchor every fuzz bundle is checked against, made once.
+fn fuzz_anchor() -> &'static Anchor {
+    static ANCHOR: std::sync::OnceLock<Anchor> = std::sync::OnceLock::new();
+    ANCHOR.get_or_init(|| fuzz_publisher().0)
+}
+
 /// The publisher every fuzz bundle is checked against (fixed test keys).
 pub fn fuzz_publisher() -> (Anchor, SecretKey, SecretKey) {
     let root = SecretKey::from_seed([0xf0; 32], KeyKind::Root);
@@ -59,19 +65,18 @@ pub fn fuzz_publisher() -> (Anchor, SecretKey, SecretKey) {
 
 /// A bundle stream, verified only (as `samizdat verify FILE` does).
 pub fn bundle(data: &[u8]) {
-    let (anchor, _, _) = fuzz_publisher();
-    let _ = crate::archive::read_stream(data, "fuzz", &anchor, None, crate::archive::Install::Atomic);
+    let _ = crate::archive::read_stream(data, "fuzz", fuzz_anchor(), None, crate::archive::Install::Atomic);
 }
 
 /// A push body: a bundle read into a real (temporary) repository, atomically.
 /// After any input the repository must still verify or still be empty.
 pub fn push(data: &[u8]) {
-    let (anchor, _, _) = fuzz_publisher();
+    let anchor = fuzz_anchor();
     let Ok(dir) = tempfile::tempdir() else { return };
     let Ok(repo) = crate::repo::Repo::open_or_create(&dir.path().join("r")) else { return };
     let accepted =
-        crate::archive::read_stream(data, "fuzz", &anchor, Some(&repo), crate::archive::Install::Atomic);
-    match repo.current(&anchor) {
+        crate::archive::read_stream(data, "fuzz", anchor, Some(&repo), crate::archive::Install::Atomic);
+    match repo.current(anchor) {
         Ok(Some(_)) => assert!(accepted.is_ok(), "a rejected push changed the repository"),
         Ok(None) => assert!(accepted.is_err() || accepted.is_ok_and(|i| i.already_current)),
         Err(e) => panic!("the repository no longer verifies after a push: {e}"),
