@@ -133,8 +133,11 @@ pub fn write_bundle<W: Write>(
     if workers > 1 {
         let _ = z.multithread(workers);
     }
-    let _ = z.long_distance_matching(true);
-    let _ = z.window_log(window_log.clamp(10, WINDOW_LOG_MAX));
+    // Long-distance matching pays off with the exporter's 128 MiB window;
+    // a mirror streaming to peers (a smaller window) saves the CPU instead.
+    let window_log = window_log.clamp(10, WINDOW_LOG_MAX);
+    let _ = z.long_distance_matching(window_log >= WINDOW_LOG_MAX);
+    let _ = z.window_log(window_log);
     let mut report = ExportReport {
         seq: v.snapshot.seq,
         since,
