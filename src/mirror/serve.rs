@@ -241,13 +241,21 @@ pub async fn accept_loop(
         .limits
         .download_bytes_per_second
         .map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
+    let waiting = Arc::new(Waiting::default());
     let mut backoff = Duration::from_millis(10);
     loop {
         // A permit before accept: at the limit, new connections wait in the
-        // kernel backlog instead of costing memory here.
-        let permit = tokio::select! {
-            p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = stop.changed() => return,
+        // kernel backlog instead of costing memory here, and the oldest
+        // connection that never sent a byte is closed to make room.
+        let permit = match conns.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                waiting.evict_oldest();
+                tokio::select! {
+                    p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    _ = stop.changed() => return,
+                }
+            }
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -269,8 +277,12 @@ pub async fn accept_loop(
         let cap = download_cap.clone();
         let watcher = graceful.watcher();
         m.metrics().connections_total.fetch_add(1, Ordering::Relaxed);
+        let (wait_id, evict) = waiting.register();
+        let waiting = waiting.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let w2 = waiting.clone();
+            let seen = move || w2.remove(wait_id);
             let metrics_m = m.clone();
             metrics_m.metrics().connections_open.fetch_add(1, Ordering::Relaxed);
             let limits = m.config().limits.clone();
@@ -295,35 +307,77 @@ pub async fn accept_loop(
                 .keep_alive_interval(Some(limits.idle_timeout / 2))
                 .keep_alive_timeout(limits.idle_timeout / 2);
             // The TLS handshake runs here, in the connection's task, with a deadline.
-            let result = match tls {
-                Some(acceptor) => {
-                    match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => {
-                            let s = super::stall::StallGuard::new(s, limits.idle_timeout, cap.clone());
-                            let conn = builder.serve_connection(TokioIo::new(s), service);
-                            watcher.watch(conn.into_owned()).await
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            Ok(())
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake timed out");
-                            Ok(())
+            let serve = async move {
+                match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => {
+                                let s = super::stall::StallGuard::new(s, limits.idle_timeout, cap.clone())
+                                    .first_byte_within(limits.header_timeout, seen);
+                                let conn = builder.serve_connection(TokioIo::new(s), service);
+                                watcher.watch(conn.into_owned()).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                Ok(())
+                            }
+                            Err(_) => {
+                                tracing::debug!("TLS handshake timed out");
+                                Ok(())
+                            }
                         }
                     }
-                }
-                None => {
-                    let stream = super::stall::StallGuard::new(stream, limits.idle_timeout, cap.clone());
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    watcher.watch(conn.into_owned()).await
+                    None => {
+                        let stream = super::stall::StallGuard::new(stream, limits.idle_timeout, cap.clone())
+                            .first_byte_within(limits.header_timeout, seen);
+                        let conn = builder.serve_connection(TokioIo::new(stream), service);
+                        watcher.watch(conn.into_owned()).await
+                    }
                 }
             };
+            let result = tokio::select! {
+                r = serve => r,
+                _ = evict.notified() => {
+                    tracing::debug!("closed a connection that sent nothing, to make room");
+                    Ok(())
+                }
+            };
+            waiting.remove(wait_id);
             if let Err(e) = result {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
             metrics_m.metrics().connections_open.fetch_sub(1, Ordering::Relaxed);
         });
+    }
+}
+
+/// Connections that have not sent a byte yet, oldest first. When every
+/// connection slot is taken, the oldest of these is closed to make room:
+/// a reader's connection sends its request at once and leaves this list, so
+/// thousands of idle connections cannot keep readers out.
+#[derive(Default)]
+struct Waiting {
+    next: std::sync::atomic::AtomicU64,
+    list: Mutex<std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>>,
+}
+
+impl Waiting {
+    fn register(&self) -> (u64, Arc<tokio::sync::Notify>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = Arc::new(tokio::sync::Notify::new());
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).push_back((id, n.clone()));
+        (id, n)
+    }
+    fn remove(&self, id: u64) {
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _)| *i != id);
+    }
+    fn evict_oldest(&self) {
+        if let Some((_, n)) = self.list.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
+            // notify_one keeps the wake-up even if the task is not waiting yet.
+            n.notify_one();
+        }
     }
 }
 

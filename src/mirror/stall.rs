@@ -32,11 +32,19 @@ pub struct StallGuard<T> {
     cap: Option<Arc<RateLimit>>,
     /// Waiting for the cap's bucket to refill.
     throttle: Option<Pin<Box<Sleep>>>,
+    /// Until the first byte arrives: a shorter read limit, and what to call then.
+    first: Option<(Duration, Box<dyn FnOnce() + Send + Sync>)>,
 }
 
 impl<T> StallGuard<T> {
     pub fn new(inner: T, limit: Duration, cap: Option<Arc<RateLimit>>) -> Self {
-        StallGuard { inner, limit, timer: None, read_timer: None, cap, throttle: None }
+        StallGuard { inner, limit, timer: None, read_timer: None, cap, throttle: None, first: None }
+    }
+
+    /// Until the client's first byte, reads may wait only `limit`; then `seen` is called.
+    pub fn first_byte_within(mut self, limit: Duration, seen: impl FnOnce() + Send + Sync + 'static) -> Self {
+        self.first = Some((limit, Box::new(seen)));
+        self
     }
 
     /// How many of `want` bytes the cap allows now (Pending while it refills).
@@ -92,13 +100,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 self.read_timer = None;
+                if buf.filled().len() > before {
+                    if let Some((_, seen)) = self.first.take() {
+                        seen();
+                    }
+                }
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                let limit = self.limit;
+                let limit = self.first.as_ref().map_or(self.limit, |(l, _)| *l);
                 let t = self.read_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
                 match t.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
