@@ -249,13 +249,16 @@ pub async fn accept_loop(
         // connection that never sent a byte is closed to make room.
         let permit = match conns.clone().try_acquire_owned() {
             Ok(p) => p,
-            Err(_) => {
+            Err(_) => loop {
+                // Full: make room from the silent connections, again every
+                // 100 ms while none has been silent long enough.
                 waiting.evict_oldest();
                 tokio::select! {
-                    p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+                    p = conns.clone().acquire_owned() => match p { Ok(p) => break p, Err(_) => return },
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
                     _ = stop.changed() => return,
                 }
-            }
+            },
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -360,21 +363,28 @@ pub async fn accept_loop(
 #[derive(Default)]
 struct Waiting {
     next: std::sync::atomic::AtomicU64,
-    list: Mutex<std::collections::VecDeque<(u64, Arc<tokio::sync::Notify>)>>,
+    list: Mutex<std::collections::VecDeque<(u64, Instant, Arc<tokio::sync::Notify>)>>,
 }
 
 impl Waiting {
     fn register(&self) -> (u64, Arc<tokio::sync::Notify>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let n = Arc::new(tokio::sync::Notify::new());
-        self.list.lock().unwrap_or_else(|p| p.into_inner()).push_back((id, n.clone()));
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).push_back((id, Instant::now(), n.clone()));
         (id, n)
     }
     fn remove(&self, id: u64) {
-        self.list.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _)| *i != id);
+        self.list.lock().unwrap_or_else(|p| p.into_inner()).retain(|(i, _, _)| *i != id);
     }
+    /// Closes the oldest silent connection, if it has been silent a while: a
+    /// reader's fresh connection sends its request within milliseconds and
+    /// must not be the one closed.
     fn evict_oldest(&self) {
-        if let Some((_, n)) = self.list.lock().unwrap_or_else(|p| p.into_inner()).pop_front() {
+        let mut list = self.list.lock().unwrap_or_else(|p| p.into_inner());
+        if list.front().is_some_and(|(_, t, _)| t.elapsed() < Duration::from_millis(500)) {
+            return;
+        }
+        if let Some((_, _, n)) = list.pop_front() {
             // notify_one keeps the wake-up even if the task is not waiting yet.
             n.notify_one();
         }
