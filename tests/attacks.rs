@@ -345,6 +345,40 @@ fn an_expired_snapshot_still_verifies_and_is_reported_stale() {
     assert!(!freshness(&v, 0).is_stale());
 }
 
+#[test]
+fn each_signed_role_expires_on_its_own_and_is_reported_by_name() {
+    // The root never expires: it is the pinned anchor, replaced only by
+    // rotation (FORMAT.md §5.1). Every other role carries an expiry, and each
+    // one alone makes the state stale while it stays authentic.
+    type Expire = fn(&mut Forge, &mut samizdat::meta::Snapshot);
+    let cases: [(&str, Expire, Option<&str>); 4] = [
+        ("nothing expired", |_, _| {}, None),
+        // The head is valid for 7 days after the snapshot was made.
+        ("the head", |f, s| s.created = f.now - 8 * DAY, Some("head expired")),
+        ("the snapshot", |f, s| s.expires = f.now - 60, Some("snapshot expired")),
+        (
+            "the signing key in the keyset",
+            |f, _| f.keyset.keys[0].expires = f.now - 3600,
+            Some("signing key"),
+        ),
+    ];
+    for (what, expire, warning) in cases {
+        let mut forge = Forge::new(1);
+        let mut snap = any_snapshot(&forge);
+        expire(&mut forge, &mut snap);
+        let v = trust::verify(&forge.anchor(), forge.meta(&snap, &[&forge.signing]))
+            .unwrap_or_else(|e| panic!("{what}: expiry made the state inauthentic: {e}"));
+        let f = freshness(&v, forge.now);
+        match warning {
+            None => assert!(!f.is_stale(), "{what}: {:?}", f.warnings),
+            Some(w) => {
+                assert_eq!(f.warnings.len(), 1, "{what}: {:?}", f.warnings);
+                assert!(f.warnings[0].contains(w), "{what}: {:?}", f.warnings);
+            }
+        }
+    }
+}
+
 // ---- paths -------------------------------------------------------------------
 
 #[test]
@@ -530,6 +564,100 @@ fn a_bundle_truncated_anywhere_or_with_trailing_bytes_is_refused() {
         .map(|d| std::fs::read_dir(d.path()).unwrap().count())
         .sum::<usize>();
     assert_eq!(objects, 0, "a failed import left objects behind");
+}
+
+/// The record boundaries of a decompressed bundle stream (FORMAT.md §10.2),
+/// with each record's tag: every offset where one record ends and the next
+/// begins, plus the offsets just after each tag and each fixed header.
+fn record_cuts(plain: &[u8]) -> Vec<(usize, char)> {
+    let be = |at: usize, n: usize| plain[at..at + n].iter().fold(0u64, |v, b| v << 8 | *b as u64) as usize;
+    let mut cuts = Vec::new();
+    let mut at = 0;
+    while at < plain.len() {
+        let tag = plain[at] as char;
+        let (header, body) = match tag {
+            'B' => (40, 0),
+            'R' | 'K' | 'S' | 'H' => (4, be(at + 1, 4)),
+            'T' | 'O' => (40, be(at + 33, 8)),
+            'E' => (16, 0),
+            other => panic!("unknown record tag {other:?} at {at}"),
+        };
+        cuts.push((at, tag)); // before the record
+        cuts.push((at + 1, tag)); // after its tag
+        cuts.push((at + 1 + header, tag)); // after its fixed header
+        at += 1 + header + body;
+    }
+    assert_eq!(at, plain.len(), "the records do not add up to the stream");
+    cuts.retain(|&(c, _)| c < plain.len());
+    cuts.dedup();
+    cuts
+}
+
+/// A bundle of these decompressed bytes, as one zstd frame.
+fn rebundle(plain: &[u8]) -> Vec<u8> {
+    let mut out = b"\x89SZB\r\n\x1a\n\x01".to_vec();
+    out.extend(zstd::encode_all(plain, 3).unwrap());
+    out
+}
+
+/// Files in a repository's content areas and its head, for "nothing changed" checks.
+fn stored(repo: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![repo.join("head"), repo.join("objects"), repo.join("trees"), repo.join("snapshots")];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().flatten().map(|e| e.path()));
+        } else if path.exists() {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_bundle_cut_at_every_record_boundary_is_refused_as_truncated_and_leaves_nothing() {
+    let c = Cli::new();
+    c.bundle().ok();
+    samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("v1.szb")]).ok();
+    std::fs::write(c.path("site/extra.html"), b"<p>second edition</p>").unwrap();
+    c.bundle().ok();
+    let anchor = Anchor::load(&c.pubkey()).unwrap();
+    let cut = c.path("cut.szb");
+    let mut checked = std::collections::BTreeMap::<char, usize>::new();
+    // A full bundle into an empty repository, and a delta into one at seq 1.
+    for (n, since) in [(0, None), (1, Some("1"))] {
+        let mut args = vec!["export".to_string(), "--repo".into(), c.s("repo"), "--out".into(), c.s("b.szb")];
+        if let Some(s) = since {
+            args.extend(["--since".to_string(), s.to_string()]);
+        }
+        samizdat(args).ok();
+        let target = c.path(&format!("target-{n}"));
+        let repo = Repo::open_or_create(&target).unwrap();
+        if since.is_some() {
+            archive::read(&c.path("v1.szb"), &anchor, Some(&repo)).unwrap();
+        }
+        let before = stored(&target);
+        let bytes = std::fs::read(c.path("b.szb")).unwrap();
+        let plain = zstd::decode_all(&bytes[9..]).unwrap();
+        let cuts = record_cuts(&plain);
+        assert!(cuts.iter().any(|&(_, t)| t == 'O') && cuts.iter().any(|&(_, t)| t == 'T'));
+        for (at, tag) in cuts {
+            std::fs::write(&cut, rebundle(&plain[..at])).unwrap();
+            let e = err_text(archive::read(&cut, &anchor, Some(&repo)));
+            assert!(e.contains("truncated"), "cut at {at} (in or before a {tag:?} record): {e}");
+            assert!(stored(&target) == before, "a bundle cut at {at} changed the repository");
+            *checked.entry(tag).or_default() += 1;
+        }
+        // The whole stream, recompressed the same way, is accepted: the cuts
+        // above were refused for being cut, not for the recompression.
+        std::fs::write(&cut, rebundle(&plain)).unwrap();
+        archive::read(&cut, &anchor, Some(&repo)).unwrap();
+        assert!(stored(&target) != before);
+    }
+    // Cuts fell in every kind of record: base, roots, keyset, snapshot, head, trees, objects, end.
+    let kinds: String = checked.keys().collect();
+    assert_eq!(kinds, "BEHKORST", "{checked:?}");
 }
 
 #[test]

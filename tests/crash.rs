@@ -23,12 +23,12 @@ const FILES: usize = 2000;
 /// The mirror's HTTP client fetches at most this many objects at once.
 const IN_FLIGHT: u64 = 8;
 
-fn rel(i: usize) -> String {
+pub fn rel(i: usize) -> String {
     format!("d{:02}/page{i}.html", i / 100)
 }
 
 /// About 1 KiB of deterministic, poorly compressible text, unique per file and edition.
-fn content(i: usize, edition: u64) -> Vec<u8> {
+pub fn content(i: usize, edition: u64) -> Vec<u8> {
     let mut v = format!("<!-- page {i}, edition {edition} -->\n").into_bytes();
     let mut x =
         (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ edition.wrapping_mul(0xD1B5_4A32_D192_ED03);
@@ -42,7 +42,7 @@ fn content(i: usize, edition: u64) -> Vec<u8> {
 }
 
 /// Writes files `which` of `edition` into `site`.
-fn write_pages(site: &Path, edition: u64, which: impl Iterator<Item = usize>) {
+pub fn write_pages(site: &Path, edition: u64, which: impl Iterator<Item = usize>) {
     for i in which {
         let path = site.join(rel(i));
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -55,7 +55,7 @@ fn edition_v2(i: usize) -> u64 {
     if i % 2 == 0 { 2 } else { 1 }
 }
 
-fn count_files(dir: &Path) -> usize {
+pub fn count_files(dir: &Path) -> usize {
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
     rd.flatten()
         .map(|e| if e.file_type().is_ok_and(|t| t.is_dir()) { count_files(&e.path()) } else { 1 })
@@ -70,7 +70,7 @@ fn is_address(name: &str) -> bool {
 
 /// Every installed object and tree holds exactly the bytes its name promises:
 /// no partial file was ever renamed into place.
-fn assert_no_partial_files(repo: &Path) {
+pub fn assert_no_partial_files(repo: &Path) {
     for (top, tree) in [("objects", false), ("trees", true)] {
         for fan in std::fs::read_dir(repo.join(top)).into_iter().flatten().flatten() {
             for f in std::fs::read_dir(fan.path()).unwrap().flatten() {
@@ -93,7 +93,7 @@ fn assert_no_partial_files(repo: &Path) {
 
 /// After a writer finished (or reopened the repository), nothing a killed
 /// writer left is still lying around.
-fn assert_no_leftovers(repo: &Path) {
+pub fn assert_no_leftovers(repo: &Path) {
     let mut left = Vec::new();
     for top in ["objects", "trees"] {
         for fan in std::fs::read_dir(repo.join(top)).into_iter().flatten().flatten() {
@@ -111,7 +111,7 @@ fn assert_no_leftovers(repo: &Path) {
 /// `samizdat verify` on a repository after a kill: with a head it must fully
 /// verify (and this returns its seq); without one it must say nothing was
 /// published. Never anything in between.
-fn verified_seq(repo: &Path, pubkey: &str) -> Option<u64> {
+pub fn verified_seq(repo: &Path, pubkey: &str) -> Option<u64> {
     assert_no_partial_files(repo);
     let r = samizdat(["verify", &p(repo), "--trust", pubkey]);
     if repo.join("head").exists() {
@@ -132,28 +132,28 @@ fn verified_seq(repo: &Path, pubkey: &str) -> Option<u64> {
 /// The repository's newest snapshot maps every path to the expected edition's
 /// content address. With [`verified_seq`] (every object hashed against its
 /// address), the stored site is byte for byte the expected one.
-fn assert_snapshot_holds(repo: &Path, pubkey: &str, edition: impl Fn(usize) -> u64) {
+pub fn assert_snapshot_holds(repo: &Path, pubkey: &str, files: usize, edition: impl Fn(usize) -> u64) {
     let anchor = samizdat::keys::Anchor::load(pubkey).unwrap();
     let src = samizdat::source::DirSource::new(repo);
     let v = samizdat::source::load_verified(&src, &anchor).unwrap();
     let listing = samizdat::source::list(&src, &v.snapshot).unwrap();
     let want: HashMap<String, samizdat::hash::ContentHash> =
-        (0..FILES).map(|i| (rel(i), samizdat::hash::object_hash(&content(i, edition(i))))).collect();
-    assert_eq!(listing.files.len(), FILES);
+        (0..files).map(|i| (rel(i), samizdat::hash::object_hash(&content(i, edition(i))))).collect();
+    assert_eq!(listing.files.len(), files);
     for f in &listing.files {
         assert_eq!(want.get(&f.path), Some(&f.hash), "/{} is not the expected content", f.path);
     }
 }
 
 /// GETs each path on one keep-alive connection and checks the body.
-fn assert_served(port: u16, expect: impl Fn(usize) -> Vec<u8>) {
+pub fn assert_served(port: u16, files: usize, expect: impl Fn(usize) -> Vec<u8>) {
     use std::io::{BufRead, BufReader, Read};
     let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s.set_nodelay(true).unwrap();
     let mut w = s.try_clone().unwrap();
     let mut r = BufReader::new(s);
-    for i in 0..FILES {
+    for i in 0..files {
         let req = format!("GET /{} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n", rel(i));
         w.write_all(req.as_bytes()).unwrap();
         let mut line = String::new();
@@ -185,7 +185,7 @@ fn publisher(dir: &Path) -> String {
     p(&dir.join("keys/publisher.pub"))
 }
 
-fn bundle_args(dir: &Path) -> Vec<String> {
+pub fn bundle_args(dir: &Path) -> Vec<String> {
     vec![
         "bundle".into(),
         p(&dir.join("site")),
@@ -196,7 +196,7 @@ fn bundle_args(dir: &Path) -> Vec<String> {
     ]
 }
 
-fn spawn(args: &[String]) -> Child {
+pub fn spawn(args: &[String]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_samizdat"))
         .args(args)
         .stdin(Stdio::null())
@@ -263,7 +263,7 @@ fn a_mirror_killed_mid_sync_restarts_consistent_and_fetches_each_object_about_on
     assert!(refetched <= IN_FLIGHT * kills, "{refetched} objects fetched again after {kills} kills");
     println!("mirror phase 1: {kills} kills mid-sync at {landed:?} stored objects; {refetched} re-fetched");
     // The served site is byte-exact, through the site path.
-    assert_served(d.port, |i| content(i, 1));
+    assert_served(d.port, FILES, |i| content(i, 1));
     assert_no_leftovers(&store);
 
     // Phase 2: an update (half the files change), killed mid-sync: the old snapshot stays whole.
@@ -311,7 +311,7 @@ fn a_mirror_killed_mid_sync_restarts_consistent_and_fetches_each_object_about_on
     let refetched2 = new_gets - distinct;
     assert!(refetched2 <= IN_FLIGHT * kills2, "{refetched2} objects fetched again after {kills2} kills");
     println!("mirror phase 2: {kills2} kills mid-update at {landed2:?} new objects; {refetched2} re-fetched");
-    assert_served(d.port, |i| content(i, edition_v2(i)));
+    assert_served(d.port, FILES, |i| content(i, edition_v2(i)));
     assert_no_leftovers(&store);
     assert!(
         kills + kills2 >= 3,
@@ -339,7 +339,7 @@ fn bundle_killed_at_any_point_leaves_the_old_snapshot_or_nothing_and_a_rerun_com
     samizdat(bundle_args(d0)).ok();
     assert_eq!(verified_seq(&repo, &pubkey), Some(1));
     assert_no_leftovers(&repo);
-    assert_snapshot_holds(&repo, &pubkey, |_| 1);
+    assert_snapshot_holds(&repo, &pubkey, FILES, |_| 1);
 
     // An update killed mid-way keeps seq 1 whole.
     write_pages(&d0.join("site"), 2, (0..FILES).step_by(2));
@@ -358,7 +358,7 @@ fn bundle_killed_at_any_point_leaves_the_old_snapshot_or_nothing_and_a_rerun_com
     assert!(out.stdout.contains("seq 2"), "{}", out.stdout);
     assert_eq!(verified_seq(&repo, &pubkey), Some(2));
     assert_no_leftovers(&repo);
-    assert_snapshot_holds(&repo, &pubkey, edition_v2);
+    assert_snapshot_holds(&repo, &pubkey, FILES, edition_v2);
     println!(
         "bundle: {} kills mid-bundle at {landed:?} objects; {} mid-update at {landed2:?} new objects",
         landed.len(),
@@ -454,7 +454,7 @@ fn import_killed_while_reading_or_installing_leaves_the_old_snapshot_or_nothing_
     assert!(r.code == 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(verified_seq(&target, &pubkey), Some(1));
     assert_no_leftovers(&target);
-    assert_snapshot_holds(&target, &pubkey, |_| 1);
+    assert_snapshot_holds(&target, &pubkey, FILES, |_| 1);
 
     // A delta (seq 1 -> 2) killed mid-import leaves seq 1 whole.
     write_pages(&d0.join("site"), 2, (0..FILES).step_by(2));
@@ -470,7 +470,7 @@ fn import_killed_while_reading_or_installing_leaves_the_old_snapshot_or_nothing_
     samizdat(["import", &p(&delta), "--repo", &p(&target), "--trust", &pubkey]).ok();
     assert_eq!(verified_seq(&target, &pubkey), Some(2));
     assert_no_leftovers(&target);
-    assert_snapshot_holds(&target, &pubkey, edition_v2);
+    assert_snapshot_holds(&target, &pubkey, FILES, edition_v2);
     println!("import: kills that landed mid-import: {landed:?}");
 }
 

@@ -53,6 +53,13 @@ pub enum Scenario {
     RedirectLoop,
     /// Every path is served from another directory (another publisher's repository).
     ServeDir(PathBuf),
+    /// A CDN that already has the new `head` but serves everything else from
+    /// its cache, a copy of the repository as it was before the update:
+    /// whatever is new is still missing (404).
+    StaleCdn(PathBuf),
+    /// A cache keyed on the wrong thing: the first path is answered with the
+    /// second path's bytes (an old tree where the new one should be).
+    Remap(String, String),
 }
 
 /// State shared by the server's threads and the test.
@@ -241,10 +248,12 @@ fn respond(
     }
     let root = match &scenario {
         Scenario::ServeDir(d) => d.clone(),
+        Scenario::StaleCdn(d) if rel != "head" => d.clone(),
         _ => shared.root.clone(),
     };
     let body = match &scenario {
         Scenario::Head(b) if rel == "head" => Some(b.clone()),
+        Scenario::Remap(from, to) if *from == rel => std::fs::read(root.join(to)).ok(),
         _ if rel.split('/').any(|c| c == ".." || c.is_empty()) => None,
         _ => std::fs::read(root.join(&rel)).ok(),
     };
@@ -433,7 +442,19 @@ fn an_update_is_refused(hostile: impl FnOnce(&Cli) -> Scenario, reason: &str) {
     let head_v1 = std::fs::read(t.c.path("repo/head")).unwrap();
     t.up.set(Scenario::Head(head_v1));
     publish(&t.c, V2);
-    t.up.set(hostile(&t.c));
+    refused_while(&t, hostile(&t.c), reason);
+    // The upstream turns honest: the update arrives, so the refusal above was
+    // the defence at work, not a setup that could never deliver v2.
+    t.up.set(Scenario::Honest);
+    t.d.wait_seq(2);
+    assert_eq!(t.d.get("/").body, V2);
+}
+
+/// With v2 published and the upstream switched to `hostile`, the mirror
+/// refuses the update for `reason`, keeps serving v1 byte for byte, and keeps
+/// nothing of v2.
+fn refused_while(t: &Setup, hostile: Scenario, reason: &str) {
+    t.up.set(hostile);
     let err = wait_refused(&t.d, reason);
     let s = t.d.status();
     let site = &s["sites"][0];
@@ -449,11 +470,6 @@ fn an_update_is_refused(hostile: impl FnOnce(&Cli) -> Scenario, reason: &str) {
     let escaped =
         reason.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
     assert!(page.contains("failed: ") && page.contains(&escaped.replace('\'', "&#39;")), "{page}");
-    // The upstream turns honest: the update arrives, so the refusal above was
-    // the defence at work, not a setup that could never deliver v2.
-    t.up.set(Scenario::Honest);
-    t.d.wait_seq(2);
-    assert_eq!(t.d.get("/").body, V2);
 }
 
 #[test]
@@ -625,4 +641,76 @@ fn two_upstreams_with_different_snapshots_of_one_sequence_number_are_reported_as
     let page = String::from_utf8(d.get("/_samizdat/").body).unwrap();
     assert!(page.contains("conflicting snapshots"), "{page}");
     assert!(a.gets().contains_key("head") && b.gets().contains_key("head"));
+}
+
+/// Every file of the repository below `rel` (relative paths).
+fn files_under(base: &Path, rel: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![rel.to_string()];
+    while let Some(r) = stack.pop() {
+        let path = base.join(&r);
+        if path.is_dir() {
+            for e in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(format!("{r}/{}", e.file_name().to_string_lossy()));
+            }
+        } else if path.exists() {
+            out.push(r);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_cdn_serving_the_new_head_with_stale_or_mis_cached_content_is_refused_until_it_catches_up() {
+    let t = setup();
+    let head_v1 = std::fs::read(t.c.path("repo/head")).unwrap();
+    t.up.set(Scenario::Head(head_v1));
+    // The CDN's cache: the repository as it was at v1.
+    let cache = t.c.path("cdn-cache");
+    for rel in files_under(&t.c.path("repo"), "snapshots")
+        .into_iter()
+        .chain(files_under(&t.c.path("repo"), "trees"))
+        .chain(files_under(&t.c.path("repo"), "objects"))
+        .chain(files_under(&t.c.path("repo"), "roots"))
+        .chain(files_under(&t.c.path("repo"), "keysets"))
+    {
+        std::fs::create_dir_all(cache.join(&rel).parent().unwrap()).unwrap();
+        std::fs::copy(t.c.path("repo").join(&rel), cache.join(&rel)).unwrap();
+    }
+    let old_tree = files_under(&t.c.path("repo"), "trees");
+    publish(&t.c, V2);
+    // 1. The new head, but the new snapshot is not in the cache yet.
+    refused_while(&t, Scenario::StaleCdn(cache), "not found");
+    // 2. The cache answers the new root tree's address with the old root
+    //    tree's bytes (keyed on the wrong thing).
+    let new_tree =
+        files_under(&t.c.path("repo"), "trees").into_iter().find(|r| !old_tree.contains(r)).unwrap();
+    refused_while(&t, Scenario::Remap(new_tree, old_tree[0].clone()), "does not match its hash or length");
+    // 3. The CDN catches up: the update arrives.
+    t.up.set(Scenario::Honest);
+    t.d.wait_seq(2);
+    assert_eq!(t.d.get("/").body, V2);
+}
+
+#[test]
+fn a_mirror_stores_exactly_the_bytes_it_verified() {
+    let t = setup();
+    publish(&t.c, V2);
+    t.d.wait_seq(2);
+    let store = t.c.path("m/sites").join(&t.fp);
+    let mut compared = 0;
+    for top in ["head", "roots", "keysets", "snapshots", "trees", "objects"] {
+        for rel in files_under(&store, top) {
+            let upstream = std::fs::read(t.c.path("repo").join(&rel))
+                .unwrap_or_else(|e| panic!("the mirror holds {rel}, which the upstream does not: {e}"));
+            assert!(
+                std::fs::read(store.join(&rel)).unwrap() == upstream,
+                "{rel} differs from the bytes received"
+            );
+            compared += 1;
+        }
+    }
+    // head, root 1, keyset 1, two snapshots, their trees and objects (keep = 3).
+    assert!(compared >= 7, "only {compared} files compared");
 }

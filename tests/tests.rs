@@ -13,6 +13,7 @@ mod drill;
 mod fuzz;
 mod hostile;
 mod http;
+mod kills;
 mod mirror;
 mod nginx;
 mod roundtrip;
