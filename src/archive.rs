@@ -205,6 +205,49 @@ pub fn write_bundle<W: Write>(
     Ok((report, w))
 }
 
+/// What a receiving store accepts beyond what the signature allows: a
+/// volunteer's disk is not the publisher's to fill, even with signed content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most files one snapshot may list.
+    pub max_objects: u64,
+    /// Largest single file.
+    pub max_object_size: u64,
+}
+
+impl StoreLimits {
+    /// No limits beyond the format's own (readers, publishers).
+    pub const NONE: StoreLimits = StoreLimits { max_objects: u64::MAX, max_object_size: u64::MAX };
+
+    /// Refuses a snapshot that lists more files than `max_objects`.
+    pub fn check_snapshot(&self, s: &crate::meta::Snapshot) -> Result<()> {
+        if s.files > self.max_objects {
+            return Err(Error::verify(
+                format!("snapshot seq {}", s.seq),
+                format!(
+                    "{} files exceeds this mirror's limit of {} (limits.max_objects)",
+                    s.files, self.max_objects
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a file larger than `max_object_size`.
+    pub fn check_file(&self, path: &str, size: u64) -> Result<()> {
+        if size > self.max_object_size {
+            return Err(Error::verify(
+                format!("/{path}"),
+                format!(
+                    "{size} bytes exceeds this mirror's limit of {} (limits.max_object_size)",
+                    self.max_object_size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What a bundle held, once read and verified.
 #[derive(Debug)]
 pub struct BundleInfo {
@@ -292,7 +335,7 @@ pub enum Install {
 /// Without a target, the bundle is only verified.
 pub fn read(file: &Path, anchor: &Anchor, target: Option<&Repo>) -> Result<BundleInfo> {
     let f = File::open(file).at(file)?;
-    read_stream(f, &file.display().to_string(), anchor, target, Install::Atomic)
+    read_stream(f, &file.display().to_string(), anchor, target, Install::Atomic, &StoreLimits::NONE)
 }
 
 /// [`read`] over any byte stream (a file, an HTTP body); `name` is used in messages.
@@ -302,6 +345,7 @@ pub fn read_stream<R: Read>(
     anchor: &Anchor,
     target: Option<&Repo>,
     install: Install,
+    limits: &StoreLimits,
 ) -> Result<BundleInfo> {
     let name = name.to_string();
     let mut raw = BufReader::with_capacity(1 << 20, input);
@@ -359,6 +403,9 @@ pub fn read_stream<R: Read>(
     let mut already_current = false;
     if let Some(cur) = &current {
         already_current = trust::check_advance(cur, &verified)? == Advance::Same;
+    }
+    if !already_current {
+        limits.check_snapshot(&verified.snapshot)?;
     }
     if let Some((seq, id)) = base {
         match target {
@@ -433,6 +480,7 @@ pub fn read_stream<R: Read>(
                     }
                 }
                 EntryKind::File { hash, size, .. } => {
+                    limits.check_file(&p, size)?;
                     files += 1;
                     bytes = bytes.checked_add(size).ok_or_else(|| Error::verify(&p, "sizes overflow"))?;
                     let prior = pending_objects.entry(hash).or_insert((size, p.clone()));

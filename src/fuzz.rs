@@ -65,7 +65,15 @@ pub fn fuzz_publisher() -> (Anchor, SecretKey, SecretKey) {
 
 /// A bundle stream, verified only (as `samizdat verify FILE` does).
 pub fn bundle(data: &[u8]) {
-    let _ = crate::archive::read_stream(data, "fuzz", fuzz_anchor(), None, crate::archive::Install::Atomic);
+    let none = crate::archive::StoreLimits::NONE;
+    let _ = crate::archive::read_stream(
+        data,
+        "fuzz",
+        fuzz_anchor(),
+        None,
+        crate::archive::Install::Atomic,
+        &none,
+    );
 }
 
 /// A push body: a bundle read into a real repository, atomically. After any
@@ -93,6 +101,7 @@ pub fn push(data: &[u8]) {
         anchor,
         Some(&scratch.repo),
         crate::archive::Install::Atomic,
+        &crate::archive::StoreLimits::NONE,
     );
     match scratch.repo.current(anchor) {
         Ok(Some(_)) => {

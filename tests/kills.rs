@@ -2,8 +2,9 @@
 //! 200 kills in all"). Where `crash.rs` kills at chosen points of one big job,
 //! this kills at *random instants* of many small ones, over and over on the
 //! same store: `bundle`, `import`, the mirror daemon while it syncs and
-//! collects garbage, and the daemon while it receives a push. After every kill
-//! it checks that
+//! collects garbage (every other kill there is aimed at the collection that
+//! follows the switch to a new snapshot), and the daemon while it receives a
+//! push. After every kill it checks that
 //!
 //! - every installed file holds the bytes its name promises, and the store
 //!   verifies in full with `samizdat verify`;
@@ -140,6 +141,14 @@ fn kill(child: &mut Child) -> bool {
     child.wait().unwrap().signal() == Some(9)
 }
 
+/// Adapts the window the next kill instant is drawn from: a kill that cut
+/// the work short widens it, one that found the work done narrows it. The
+/// calibration run can be quicker than the jobs under load; this keeps the
+/// instants spread over a whole run.
+fn adapt(window: &mut Duration, cut_short: bool) {
+    *window = window.mul_f64(if cut_short { 1.1 } else { 0.95 });
+}
+
 /// Where a job's kills landed.
 #[derive(Default)]
 struct Tally {
@@ -153,18 +162,12 @@ struct Tally {
 }
 
 impl Tally {
-    /// Counts a kill, and adapts the window the next instant is drawn from:
-    /// a kill that cut the work short widens it, one that found the work
-    /// done narrows it. The first calibration run can be quicker than the
-    /// jobs under load; this keeps the instants spread over a whole run.
-    fn record(&mut self, is_new: bool, window: &mut Duration) {
+    fn record(&mut self, is_new: bool) {
         self.kills += 1;
         if is_new {
             self.new += 1;
-            *window = window.mul_f64(0.95);
         } else {
             self.old += 1;
-            *window = window.mul_f64(1.1);
         }
     }
 
@@ -207,7 +210,8 @@ fn kill_campaign_bundle() {
             tally.note("exited before the kill");
         }
         let is_new = old_or_new(&pb.repo(), &pb.pubkey, &pb.published, &next);
-        tally.record(is_new, &mut window);
+        tally.record(is_new);
+        adapt(&mut window, !is_new);
         // The rerun completes (or finds the snapshot already published).
         samizdat(bundle_args(&pb.dir)).ok();
         assert!(old_or_new(&pb.repo(), &pb.pubkey, &pb.published, &next));
@@ -254,7 +258,8 @@ fn kill_campaign_import() {
             tally.note("exited before the kill");
         }
         let is_new = old_or_new(&target, &pb.pubkey, &have, &next);
-        tally.record(is_new, &mut window);
+        tally.record(is_new);
+        adapt(&mut window, !is_new);
         if !is_new {
             samizdat(import(&bundle)).ok();
         }
@@ -295,19 +300,54 @@ fn kill_campaign_mirror_sync_and_garbage_collection() {
     d.kill9();
     let mut have = next;
     let mut tally = Tally::default();
-    for _ in 0..kills() {
+    // Garbage collection runs right after the switch to a new snapshot and
+    // takes a few milliseconds; every other kill is aimed at it.
+    let mut gc_window = Duration::from_millis(20);
+    for n in 0..kills() {
         let next = pb.edit(&mut rng);
         pb.bundle(next.clone());
+        // Objects once the sync is done and before collection: what is
+        // stored now (live ones and any garbage an earlier kill left) plus
+        // the changed files' new objects.
+        let changed = next.of.iter().filter(|&&e| e == next.seq).count();
+        let before_gc = count_files(&store.join("objects")) + changed;
         let mut d = Daemon::start_existing(&cfg);
-        std::thread::sleep(rng.instant(window));
+        let aimed_at_gc = n % 2 == 1;
+        if aimed_at_gc {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while d.status()["sites"][0]["serving"]["seq"] != next.seq {
+                assert!(Instant::now() < deadline, "the mirror never switched to seq {}", next.seq);
+            }
+            std::thread::sleep(rng.instant(gc_window));
+        } else {
+            std::thread::sleep(rng.instant(window));
+        }
         d.kill9();
         let is_new = old_or_new(&store, &pb.pubkey, &have, &next);
-        tally.record(is_new, &mut window);
         // With keep = 1 the live objects are exactly FILES (all distinct);
         // more means the kill came before or during garbage collection. The
         // full verification above shows it never removed a live one.
-        if is_new && count_files(&store.join("objects")) > FILES {
-            tally.note("garbage not yet collected");
+        let stored = count_files(&store.join("objects"));
+        let garbage_left = is_new && stored > FILES;
+        if aimed_at_gc {
+            assert!(is_new);
+            tally.record(true);
+            // Aim later while collection has not begun, earlier once it is done.
+            if stored == FILES {
+                tally.note("aimed at collection: already done");
+                adapt(&mut gc_window, false);
+            } else if stored == before_gc {
+                tally.note("aimed at collection: not begun");
+                adapt(&mut gc_window, true);
+            } else {
+                tally.note("aimed at collection: cut short midway");
+            }
+        } else {
+            tally.record(is_new);
+            adapt(&mut window, !is_new);
+            if garbage_left {
+                tally.note("garbage not yet collected");
+            }
         }
         // A restart completes the sync and serves the new snapshot byte for byte.
         let d = Daemon::start_existing(&cfg);
@@ -361,7 +401,8 @@ fn kill_campaign_mirror_receiving_a_push() {
         let acknowledged = client.wait().unwrap().success();
         let is_new = old_or_new(&store, &pb.pubkey, &have, &next);
         assert!(is_new || !acknowledged, "a push the mirror acknowledged was lost by a kill");
-        tally.record(is_new, &mut window);
+        tally.record(is_new);
+        adapt(&mut window, !is_new);
         if acknowledged {
             tally.note("acknowledged before the kill");
         }

@@ -493,3 +493,89 @@ fn hundreds_of_idle_connections_do_not_starve_a_legitimate_reader() {
     assert_eq!(r.body, b"<h1>hello</h1>");
     drop(idle);
 }
+
+#[test]
+fn object_count_and_size_limits_hold_on_every_path_into_the_store() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let pubkey = c.pubkey();
+    let f = fp(&c);
+    // The sample site has 5 files; the largest, images/big.bin, is 50,000 bytes.
+    let few = "[limits]\nmax_objects = 4";
+    let small = "[limits]\nmax_object_size = \"40KiB\"";
+    let refused = |d: &Daemon, data: &str, reason: &str| {
+        d.wait_for(reason, |s| s["sites"][0]["last_sync_error"].as_str().is_some_and(|e| e.contains(reason)));
+        let store = c.path(data).join("sites").join(&f);
+        assert!(!store.join("head").exists(), "{data}: a snapshot over the limit was installed");
+        assert!(
+            !store.join(object_path(&c, "images/big.bin")).exists(),
+            "{data}: the large object was stored"
+        );
+    };
+    // Fetched object by object from the publisher's repository.
+    let a = Daemon::start(&c.path("a.toml"), &config(&c.path("a"), &pubkey, &[c.s("repo")], few));
+    refused(&a, "a", "limits.max_objects");
+    let b = Daemon::start(&c.path("b.toml"), &config(&c.path("b"), &pubkey, &[c.s("repo")], small));
+    refused(&b, "b", "limits.max_object_size");
+    // Streamed as one bundle from another mirror.
+    let origin = Daemon::start(&c.path("o.toml"), &config(&c.path("o"), &pubkey, &[c.s("repo")], ""));
+    origin.wait_seq(1);
+    let m = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &pubkey, &[origin.url()], small));
+    refused(&m, "m", "limits.max_object_size");
+    let m2 = Daemon::start(&c.path("m2.toml"), &config(&c.path("m2"), &pubkey, &[origin.url()], few));
+    refused(&m2, "m2", "limits.max_objects");
+    // Pushed.
+    samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("one.szb")]).ok();
+    let bundle = std::fs::read(c.path("one.szb")).unwrap();
+    for (data, extra, reason) in [("p1", few, "limits.max_objects"), ("p2", small, "limits.max_object_size")]
+    {
+        let d = Daemon::start(&c.path(&format!("{data}.toml")), &config(&c.path(data), &pubkey, &[], extra));
+        let r = request(d.port, "POST", &format!("/_samizdat/push/{f}"), &[], Some(&bundle));
+        assert_eq!(r.status, 400, "{data}");
+        assert!(String::from_utf8_lossy(&r.body).contains(reason), "{}", String::from_utf8_lossy(&r.body));
+        assert!(!c.path(data).join("sites").join(&f).join("head").exists());
+    }
+}
+
+/// The repository path of the sample file `name`'s object.
+fn object_path(c: &Cli, name: &str) -> String {
+    let data = std::fs::read(c.path("site").join(name)).unwrap();
+    let h = samizdat::hash::object_hash(&data).to_hex();
+    format!("objects/{}/{h}", &h[..2])
+}
+
+/// One request to the daemon on 127.0.0.1:`port` from the local address `src`
+/// (any 127.x.y.z is this machine), so that tests can be several clients.
+fn request_from(src: [u8; 4], port: u16, path: &str) -> crate::daemon::Resp {
+    use std::io::{Read, Write};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stream = rt.block_on(async {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind((src, 0).into()).unwrap();
+        sock.connect(([127, 0, 0, 1], port).into()).await.unwrap()
+    });
+    let mut s = stream.into_std().unwrap();
+    s.set_nonblocking(false).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    crate::daemon::parse_response(&raw, false)
+}
+
+#[test]
+fn a_client_over_its_request_rate_gets_429_while_another_client_is_served() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let extra = "[limits]\nrequests_per_minute_per_client = 5";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], extra));
+    for i in 0..5 {
+        assert_eq!(request_from([127, 0, 0, 2], d.port, "/_samizdat/status").status, 200, "request {i}");
+    }
+    let r = request_from([127, 0, 0, 2], d.port, "/_samizdat/status");
+    assert_eq!(r.status, 429);
+    assert!(String::from_utf8_lossy(&r.body).contains("too many requests"));
+    // Another client is not affected.
+    assert_eq!(request_from([127, 0, 0, 3], d.port, "/_samizdat/status").status, 200);
+}

@@ -94,6 +94,13 @@ pub struct Limits {
     pub upstream_min_rate: u64,
 }
 
+impl Limits {
+    /// The limits on what a store accepts, for bundle readers.
+    pub fn store(&self) -> crate::archive::StoreLimits {
+        crate::archive::StoreLimits { max_objects: self.max_objects, max_object_size: self.max_object_size }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

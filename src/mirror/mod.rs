@@ -322,6 +322,7 @@ impl Mirror {
             &site.config.anchor,
             Some(&repo),
             crate::archive::Install::Atomic,
+            &self.config().limits.store(),
         );
         let info = match info {
             Ok(i) => i,

@@ -136,15 +136,7 @@ pub fn sync_from(
             return Ok(Outcome::UpToDate { seq: cur.snapshot.seq, fresher_head: fresher });
         }
     }
-    if v.snapshot.files > limits.max_objects {
-        return Err(Error::verify(
-            format!("snapshot seq {}", v.snapshot.seq),
-            format!(
-                "{} files exceeds this mirror's limit of {} (limits.max_objects)",
-                v.snapshot.files, limits.max_objects
-            ),
-        ));
-    }
+    limits.store().check_snapshot(&v.snapshot)?;
     let from = current.as_ref().map(|c| c.snapshot.seq);
     // 3. Fetch what is missing. A marker for this very snapshot means an
     // earlier attempt was interrupted: fetch only what it did not get.
@@ -177,7 +169,14 @@ pub fn sync_from(
         };
         if let Some(reader) = reader {
             let name = format!("{}{rel}", up.url);
-            match archive::read_stream(reader, &name, anchor, Some(repo), Install::AsVerified) {
+            match archive::read_stream(
+                reader,
+                &name,
+                anchor,
+                Some(repo),
+                Install::AsVerified,
+                &limits.store(),
+            ) {
                 Ok(info)
                     if info.verified.snapshot_id == v.snapshot_id
                         || info.verified.snapshot.seq > v.snapshot.seq =>
@@ -238,12 +237,7 @@ pub fn fetch_missing(repo: &Repo, up: &dyn Source, v: &Verified, limits: &Limits
             match e.kind {
                 EntryKind::Dir(sub) => queue.push((sub, p, depth + 1)),
                 EntryKind::File { hash, size, .. } => {
-                    if size > limits.max_object_size {
-                        return Err(Error::verify(
-                            format!("/{p}"),
-                            format!("{size} bytes exceeds this mirror's limit (limits.max_object_size)"),
-                        ));
-                    }
+                    limits.store().check_file(&p, size)?;
                     files.push((hash, size, p));
                 }
             }
