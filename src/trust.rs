@@ -243,14 +243,7 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
             format!("two different keysets with version {} (equivocation)", new.keyset.version),
         ));
     }
-    let mut floor = current.snapshot.seq;
-    for k in &current.snapshot_signers {
-        if let Some(r) = new.keyset.revocation(k) {
-            if r.max_seq < floor {
-                floor = r.max_seq;
-            }
-        }
-    }
+    let floor = recovery_floor(current, new);
     let (n, c) = (new.snapshot.seq, current.snapshot.seq);
     if n == c && floor == c {
         if new.snapshot_id != current.snapshot_id {
@@ -268,6 +261,27 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
         return Err(Error::Rollback(format!("snapshot seq {n} is not newer than the accepted seq {c}")));
     }
     Ok(Advance::Newer)
+}
+
+/// The sequence number below which `new` may not go (FORMAT.md §8.9 step 6):
+/// the largest `s ≤ current.seq` at which the signers of `current` that
+/// `new.keyset` did not revoke before `s` still meet its threshold. A stolen
+/// key's fast-forward is undone by revoking that key with the last sequence
+/// number it legitimately signed; revoking one of several signers whose
+/// others still meet the threshold leaves the floor where it was. If no
+/// candidate meets the threshold, the lowest revocation bound is the floor.
+fn recovery_floor(current: &Verified, new: &Verified) -> u64 {
+    let c = current.snapshot.seq;
+    let bound = |k: &PublicKey| new.keyset.revocation(k).map_or(u64::MAX, |r| r.max_seq);
+    let mut candidates: Vec<u64> =
+        current.snapshot_signers.iter().map(bound).filter(|&m| m < c).chain([c]).collect();
+    candidates.sort_unstable_by(|a, b| b.cmp(a));
+    let valid_at = |s: u64| current.snapshot_signers.iter().filter(|k| bound(k) >= s).count() as u64;
+    candidates
+        .iter()
+        .copied()
+        .find(|&s| valid_at(s) >= new.keyset.threshold)
+        .unwrap_or_else(|| candidates.last().copied().unwrap_or(c))
 }
 
 /// Freshness of a verified state at time `now` (Unix seconds). Staleness is

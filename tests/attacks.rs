@@ -323,6 +323,39 @@ fn a_fast_forward_by_a_stolen_key_is_undone_by_rotation_without_re_pinning() {
     assert!(e.contains("revoked"), "{e}");
 }
 
+#[test]
+fn revoking_one_of_two_signers_does_not_lower_the_rollback_floor() {
+    // Two signing keys, threshold 1; seq 10 was signed by both.
+    let mut forge = Forge::new(1);
+    let a = SecretKey::from_seed([101; 32], KeyKind::Signing); // forge.signing
+    let b = SecretKey::from_seed([77; 32], KeyKind::Signing);
+    forge.keyset.keys.push(KeyEntry { key: b.public(), expires: forge.now + DAY });
+    forge.keyset.keys.sort_by_key(|k| k.key);
+    let mut ten = any_snapshot(&forge);
+    ten.seq = 10;
+    let accepted = trust::verify(&forge.anchor(), forge.meta(&ten, &[&a, &b])).unwrap();
+    assert_eq!(accepted.snapshot_signers.len(), 2);
+    // B is retired as compromised after seq 5; A alone still vouches for seq 10.
+    forge.keyset.version = 2;
+    forge.keyset.keys.retain(|k| k.key != b.public());
+    forge.keyset.revoked = vec![Revoked { key: b.public(), max_seq: 5 }];
+    let mut six = any_snapshot(&forge);
+    six.seq = 6;
+    let six = trust::verify(&forge.anchor(), forge.meta(&six, &[&a])).unwrap();
+    assert!(err_text(check_advance(&accepted, &six)).contains("rollback"));
+    let mut eleven = any_snapshot(&forge);
+    eleven.seq = 11;
+    let eleven = trust::verify(&forge.anchor(), forge.meta(&eleven, &[&a])).unwrap();
+    assert_eq!(check_advance(&accepted, &eleven).unwrap(), Advance::Newer);
+    // Had B signed seq 10 alone, revoking it would undo the fast-forward.
+    forge.keyset.version = 1;
+    forge.keyset.keys.push(KeyEntry { key: b.public(), expires: forge.now + DAY });
+    forge.keyset.keys.sort_by_key(|k| k.key);
+    forge.keyset.revoked.clear();
+    let by_b = trust::verify(&forge.anchor(), forge.meta(&ten, &[&b])).unwrap();
+    assert_eq!(check_advance(&by_b, &six).unwrap(), Advance::Newer);
+}
+
 // ---- staleness ---------------------------------------------------------------
 
 #[test]

@@ -420,10 +420,11 @@ def check_advance(cur, new):
     nk, ck = new["keyset"], cur["keyset"]
     need(nk["version"] >= ck["version"], "rollback: older keyset")
     need(nk["version"] != ck["version"] or nk["body"] == ck["body"], "keyset equivocation")
-    floor = c = cur["snapshot"]["seq"]
-    for k in cur["signers"]:
-        if k in nk["revoked"] and nk["revoked"][k] < floor:
-            floor = nk["revoked"][k]
+    c = cur["snapshot"]["seq"]
+    bound = {k: nk["revoked"].get(k, float("inf")) for k in cur["signers"]}
+    candidates = sorted({c} | {m for m in bound.values() if m < c}, reverse=True)
+    meets = [s for s in candidates if sum(1 for m in bound.values() if m >= s) >= nk["threshold"]]
+    floor = meets[0] if meets else candidates[-1]
     n = new["snapshot"]["seq"]
     if n == c and floor == c:
         need(new["id"] == cur["id"], "equivocation")
