@@ -19,6 +19,9 @@ RUNS=${RUNS:-10000000}
 MAX_SECONDS=${MAX_SECONDS:-1800}
 SANITIZER=${SANITIZER:-none}
 OUT=${OUT:-/tmp/samizdat-fuzz}
+# The push target writes a scratch repository through tempfile: on tmpfs it
+# runs about five times faster (no disk, no real fdatasync).
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then export TMPDIR=/dev/shm; fi
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(documents envelope bundle push paths range config)
 mkdir -p "$OUT"
