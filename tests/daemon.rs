@@ -26,10 +26,15 @@ impl Daemon {
 
     /// Starts a daemon from an existing config file (e.g. after a kill).
     pub fn start_existing(path: &Path) -> Daemon {
+        Self::start_logging(path, "info")
+    }
+
+    /// Starts a daemon from an existing config file with `RUST_LOG=rust_log`.
+    pub fn start_logging(path: &Path, rust_log: &str) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_samizdat"))
             .args(["mirror", "--config"])
             .arg(path)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -44,6 +44,8 @@ pub enum Scenario {
     HtmlErrorPage,
     /// Half of each object, then a TCP reset (SO_LINGER 0).
     ResetMidObject,
+    /// Half of each object, then silence with the connection left open.
+    StallMidObject,
     /// Objects declare a Content-Length larger than their signed size (and send
     /// only their real bytes).
     ContentLengthTooBig,
@@ -336,6 +338,17 @@ fn respond(
             tokio::net::TcpSocket::from_std_stream(raw.try_clone()?).set_zero_linger()?;
             return Ok(false);
         }
+        Scenario::StallMidObject if is_object => {
+            conn.write_all(ok(body.len()).as_bytes())?;
+            conn.write_all(&body[..half])?;
+            conn.flush()?;
+            // The attack itself: silence, for as long as the client waits
+            // (server behaviour, not a test wait).
+            while !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return Ok(false);
+        }
         Scenario::ContentLengthTooBig if is_object => {
             // Only the real bytes follow: a client that trusted the header
             // would wait for the rest and fail on a timeout instead.
@@ -494,6 +507,13 @@ fn a_head_with_a_forged_signature_is_refused() {
 #[test]
 fn an_upstream_that_drips_a_few_bytes_a_second_is_cut_off_as_slow_retrieval() {
     an_update_is_refused(|_| Scenario::DripObjects, "slow retrieval");
+}
+
+#[test]
+fn an_upstream_that_goes_silent_in_the_middle_of_an_object_is_cut_off() {
+    // Only the idle timeout can catch this: no byte arrives, so the minimum
+    // rate (checked as bytes arrive) never gets a say.
+    an_update_is_refused(|_| Scenario::StallMidObject, "stalled");
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod attacks;
 mod browser;
 mod cli;
 mod crash;
+mod defences;
 mod drill;
 mod fuzz;
 mod hostile;
