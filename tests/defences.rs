@@ -12,6 +12,7 @@ use samizdat::sign::{Role, Signed};
 use samizdat::trust;
 
 use crate::daemon::{Daemon, config, request};
+use crate::hostile::metric;
 use crate::support::*;
 
 /// Reads until the server closes the connection (EOF or reset), for at most
@@ -29,15 +30,6 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
         }
     }
     false
-}
-
-/// The value of `name` in /metrics, read through one more connection.
-fn metric(port: u16, name: &str) -> u64 {
-    let m = request(port, "GET", "/metrics", &[], None);
-    let text = String::from_utf8_lossy(&m.body).to_string();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
 }
 
 #[test]
@@ -101,10 +93,10 @@ fn open_connections_never_exceed_max_connections() {
     // A bounded wait until the daemon has accepted all of them (with the limit,
     // by closing silent ones to make room), then one more look at the gauge.
     let start = Instant::now();
-    while metric(d.port, "samizdat_connections_total") < 21 {
+    while metric(&d, "samizdat_connections_total") < 21 {
         assert!(start.elapsed() < Duration::from_secs(30), "the idle connections were never accepted");
     }
-    let open = metric(d.port, "samizdat_connections_open");
+    let open = metric(&d, "samizdat_connections_open");
     assert!(open <= 4, "{open} connections open with max_connections = 4");
     drop(idle);
 }

@@ -421,7 +421,7 @@ fn upstream_error(s: &serde_json::Value) -> String {
     s["sites"][0]["upstreams"][0]["last_error"].as_str().unwrap_or("").to_string()
 }
 
-fn metric(d: &Daemon, name: &str) -> u64 {
+pub fn metric(d: &Daemon, name: &str) -> u64 {
     let text = String::from_utf8(d.get("/metrics").body).unwrap();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
