@@ -46,17 +46,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- tools --
-need=()
-command -v wrk >/dev/null || need+=(wrk)
-command -v slowhttptest >/dev/null || need+=(slowhttptest)
-command -v curl >/dev/null || need+=(curl)
-if [ "${#need[@]}" -gt 0 ]; then
-    log "installing ${need[*]}"
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null ||
-        { $SUDO apt-get update >/dev/null && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}" >/dev/null; } ||
-        die "could not install ${need[*]}"
-fi
+need_pkgs() {
+    command -v wrk >/dev/null || echo wrk
+    command -v slowhttptest >/dev/null || echo slowhttptest
+    command -v curl >/dev/null || echo curl
+}
+INSTALL=1
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+install_tools
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 log "ulimit -n = $(ulimit -n)"
 
@@ -75,7 +73,7 @@ NEWS_GEN="$ROOT/../shared/corpus/make-news-site.py"
 log "generating a 200-article site + 1 MiB file"
 python3 "$NEWS_GEN" --out "$SCRATCH/site" --articles 200 >/dev/null
 head -c 1048576 /dev/urandom >"$SCRATCH/site/big.bin"
-ARTICLE="$(cd "$SCRATCH/site" && find . -name 'article-*.html' -printf '%P\n' | sort | head -1)"
+ARTICLE="$(cd "$SCRATCH/site" && find . -name 'article-*.html' -printf '%P\n' | sort | sed -n 1p)"
 [ -n "$ARTICLE" ] || die "no article in the generated site"
 "$SZ" keygen "$SCRATCH/K" >/dev/null
 "$SZ" bundle "$SCRATCH/site" --keys "$SCRATCH/K" --repo "$SCRATCH/R" >/dev/null 2>&1

@@ -103,25 +103,10 @@ need_pkgs() {
     [ -x /usr/bin/time ] || missing+=(time)
     printf '%s\n' "${missing[@]}"
 }
-install_tools() {
-    local missing
-    missing="$(need_pkgs)"
-    if [ -z "$missing" ]; then return; fi
-    [ "$INSTALL" = 1 ] || die "missing tools: $(echo $missing) (run without --no-install)"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    command -v apt-get >/dev/null || die "no apt-get; install by hand: $(echo $missing)"
-    log "installing: $(echo $missing)"
-    $sudo apt-get update -qq >/dev/null
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    missing="$(need_pkgs)"
-    [ -z "$missing" ] || die "still missing after apt-get: $(echo $missing)"
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 install_tools
-if [ "$PROFILE" = 1 ] && ! command -v perf >/dev/null && [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 || true
-fi
+if [ "$PROFILE" = 1 ]; then install_perf; fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
 # -------------------------------------------------------------- scratch --
@@ -651,12 +636,7 @@ max connections = 8
     path = $DOCS
     read only = yes
 EOF
-    rsync --daemon --no-detach --config="$F/rsyncd.conf" --address=127.0.0.1 --port="$PR" \
-        --log-file="$F/rsyncd.log" &
-    local rpid=$!
-    PIDS+=("$rpid")
-    local i
-    for i in $(seq 50); do rsync "rsync://127.0.0.1:$PR/" >/dev/null 2>&1 && break; sleep 0.1; done
+    start_rsyncd "$F" "$PR"
 
     local r k
     for r in $(seq 1 "$RUNS"); do
@@ -702,7 +682,7 @@ EOF
             head -50 >"$RES/perf.full.children" || true
         rm -f "$F/perf.data"
     fi
-    stop_pid "$rpid"
+    stop_pid "$RSYNCD_PID"
     stop_pid "$apid"
 }
 full_step_sz() { # RUN PORT_A - [watch-none]
@@ -729,6 +709,16 @@ full_step_rsync() { # RUN - PORT
 }
 rsync_bytes() { # "received sent" from rsync --stats
     awk -F': ' '/^Total bytes received/ {gsub(/,/,"",$2); r=$2} /^Total bytes sent/ {gsub(/,/,"",$2); s=$2} END{print r+0, s+0}' "$1"
+}
+# start_rsyncd DIR PORT: an rsync daemon for DIR/rsyncd.conf on 127.0.0.1:PORT,
+# its pid in RSYNCD_PID; returns once it answers (at most 5 s).
+start_rsyncd() {
+    rsync --daemon --no-detach --config="$1/rsyncd.conf" --address=127.0.0.1 --port="$2" \
+        --log-file="$1/rsyncd.log" &
+    RSYNCD_PID=$!
+    PIDS+=("$RSYNCD_PID")
+    local i
+    for i in $(seq 50); do rsync "rsync://127.0.0.1:$2/" >/dev/null 2>&1 && break; sleep 0.1; done
 }
 relay_start() {
     python3 "$SCRATCH/bin/proxy.py" "$1" "$2" "$SCRATCH/relay.out" &
@@ -800,12 +790,7 @@ max connections = 8
     path = $I/day2-keep
     read only = yes
 EOF
-    rsync --daemon --no-detach --config="$I/rsyncd.conf" --address=127.0.0.1 --port="$PR" \
-        --log-file="$I/rsyncd.log" &
-    local rpid=$!
-    PIDS+=("$rpid")
-    local i
-    for i in $(seq 50); do rsync "rsync://127.0.0.1:$PR/" >/dev/null 2>&1 && break; sleep 0.1; done
+    start_rsyncd "$I" "$PR"
     # Every run starts from a fresh copy of the day-1 state (made before timing).
     local r k
     for r in $(seq 1 "$RUNS"); do
@@ -842,7 +827,7 @@ EOF
     INCR_A_HWM="$(rss_kb VmHWM "$apid")"
     diff -rq "$I/day2" "$I/rs.1" >/dev/null || die "[incr] rsync copy differs from day 2"
     diff -rq "$I/day2" "$I/rsk.1" >/dev/null || die "[incr] rsync copy (mtime-kept source) differs from day 2"
-    stop_pid "$rpid"
+    stop_pid "$RSYNCD_PID"
     stop_pid "$apid"
 }
 incr_step_sz() { # RUN PORT_A

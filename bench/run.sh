@@ -86,26 +86,10 @@ need_pkgs() {
     fi
     printf '%s\n' "${missing[@]}"
 }
-install_tools() {
-    local missing
-    missing="$(need_pkgs)"
-    if [ -z "$missing" ]; then return; fi
-    [ "$INSTALL" = 1 ] || die "missing tools: $(echo $missing) (run without --no-install)"
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
-    command -v apt-get >/dev/null || die "no apt-get; install by hand: $(echo $missing)"
-    log "installing: $(echo $missing)"
-    $sudo apt-get update -qq >/dev/null
-    # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
-    missing="$(need_pkgs)"
-    [ -z "$missing" ] || die "still missing after apt-get: $(echo $missing)"
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 install_tools
-if [ "$PROFILE" = 1 ] && ! command -v perf >/dev/null && [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
-    # perf is optional: the profile falls back to strace alone.
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 || true
-fi
+if [ "$PROFILE" = 1 ]; then install_perf; fi
 
 # -------------------------------------------------------------- scratch --
 SCRATCH="$(mktemp -d "${BENCH_TMPDIR:-/tmp}/samizdat-bench.XXXXXX")"

@@ -1,0 +1,26 @@
+# Shared by the bench scripts (sourced, not run). The caller defines log, die,
+# need_pkgs (prints the Debian packages still missing, one per line) and INSTALL.
+
+# Installs what need_pkgs reports missing with apt-get, or fails naming it.
+install_tools() {
+    local missing
+    missing="$(need_pkgs)"
+    if [ -z "$missing" ]; then return; fi
+    [ "$INSTALL" = 1 ] || die "missing tools: $(echo $missing) (run without --no-install)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    command -v apt-get >/dev/null || die "no apt-get; install by hand: $(echo $missing)"
+    log "installing: $(echo $missing)"
+    $sudo apt-get update -qq >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    missing="$(need_pkgs)"
+    [ -z "$missing" ] || die "still missing after apt-get: $(echo $missing)"
+}
+
+# perf is optional (profiles fall back to strace alone): installed on a best-effort basis.
+install_perf() {
+    if ! command -v perf >/dev/null && [ "$INSTALL" = 1 ] && command -v apt-get >/dev/null; then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 || true
+    fi
+}
