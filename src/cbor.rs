@@ -45,15 +45,21 @@ impl<'b> Reader<'b> {
     }
 
     /// The next map key, which must be exactly `k` (keys come in order 0, 1, 2...).
+    /// A wrong key is reported at its own byte position.
     pub fn key(&mut self, k: u64) -> Result<()> {
+        let at = self.d.position();
         let got = {
             let r = self.d.u64();
             self.wrap(r)
         }?;
-        if got != k {
-            return Err(self.err(format!("key {got} where key {k} was expected")));
-        }
-        Ok(())
+        let reason = if got < k {
+            format!("map key {got} repeated or out of order where key {k} was expected")
+        } else if got > k {
+            format!("map key {got} where key {k} was expected; key {k} is missing or out of order")
+        } else {
+            return Ok(());
+        };
+        Err(Error::decode(self.what, format!("{reason} (at byte {at})")))
     }
 
     /// A definite-length array of at most `max` items; returns its length.

@@ -6,13 +6,15 @@ use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rayon::prelude::*;
+
+use crate::anchor::Anchor;
 use crate::error::{Error, IoContext, Result};
-use crate::keys::Anchor;
-use crate::repo::Repo;
-use crate::source::{self, Failure, FileRef, Source};
+use crate::source::{self, Failure, Source};
+use crate::store::Writer;
 use crate::trust::Verified;
+use crate::walk::FileRef;
 
 /// The outcome of verifying everything a snapshot names.
 #[derive(Debug)]
@@ -29,7 +31,7 @@ pub struct Report {
 pub fn verify(src: &dyn Source, anchor: &Anchor, progress: &(dyn Fn(u64) + Sync)) -> Result<Report> {
     let verified = source::load_verified(src, anchor)?;
     let listing = source::list(src, &verified.snapshot)?;
-    let failures = source::verify_objects(src, &listing.files, progress, &|_| {});
+    let failures = source::verify_objects(src, &listing.files, progress, &|_| {})?;
     let objects = listing.files.iter().map(|f| f.hash).collect::<std::collections::HashSet<_>>().len() as u64;
     Ok(Report { files: verified.snapshot.files, bytes: verified.snapshot.bytes, objects, failures, verified })
 }
@@ -40,10 +42,10 @@ pub fn unpack_bundle(
     file: &Path,
     anchor: &Anchor,
     scratch_parent: &Path,
-) -> Result<(tempfile::TempDir, Repo, crate::archive::BundleInfo)> {
+) -> Result<(tempfile::TempDir, Writer, crate::archive::BundleInfo)> {
     let dir =
         tempfile::Builder::new().prefix(".samizdat-unpack-").tempdir_in(scratch_parent).at(scratch_parent)?;
-    let repo = Repo::open_or_create(&dir.path().join("repo"))?;
+    let repo = Writer::open_or_create(&dir.path().join("repo"))?;
     let info = crate::archive::read(file, anchor, Some(&repo))?;
     Ok((dir, repo, info))
 }
@@ -86,26 +88,19 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
         }
         e.push(f);
     }
-    let next = AtomicUsize::new(0);
     let failures: Mutex<Vec<Failure>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..src.parallelism().max(1) {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(h) = order.get(i) else { break };
-                    let refs = &by_hash[h];
-                    if let Err(error) = write_object(src, stage.path(), refs) {
-                        let paths = refs.iter().map(|f| f.path.clone()).collect();
-                        failures.lock().unwrap_or_else(|p| p.into_inner()).push(Failure { paths, error });
-                    }
-                }
-            });
-        }
-    });
+    source::in_pool(src.parallelism(), || {
+        order.par_iter().with_max_len(1).for_each(|h| {
+            let refs = &by_hash[h];
+            if let Err(error) = write_object(src, stage.path(), refs) {
+                let paths = refs.iter().map(|f| f.path.clone()).collect();
+                failures.lock().unwrap_or_else(|p| p.into_inner()).push(Failure { paths, error });
+            }
+        })
+    })?;
     let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     if let Some(first) = failures.into_iter().next() {
-        return Err(Error::verify(format!("/{}", first.paths.join(", /")), first.error));
+        return Err(first.error.at(format!("/{}", first.paths.join(", /"))));
     }
     let stage_path = stage.keep();
     if out.exists() {

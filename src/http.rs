@@ -5,17 +5,19 @@
 //! and a minimum transfer rate, and TLS is only for privacy — content is
 //! trusted because of its signatures, not because of the certificate.
 
+use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
 use crate::error::{Error, Result};
+use crate::layout::RepoFile;
 use crate::source::Source;
 
 /// How fetching behaves: TLS trust and the slow-retrieval defences.
@@ -59,40 +61,54 @@ pub enum TlsMismatch {
     WarnAndContinue,
 }
 
-type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
+type Pool = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A repository at an http(s) base URL.
-pub struct HttpSource {
-    base: String,
+/// The process's HTTP client: one connection pool and TLS setup per set of
+/// [`FetchOptions`], driven by one runtime per process (made on first use and
+/// never shut down, so a blocking reader abandoned at exit is never left
+/// polling a stopped runtime). Cheap to clone. Its methods block: call them
+/// from ordinary threads or a blocking pool, never from async code.
+#[derive(Clone)]
+pub struct Client {
     opts: FetchOptions,
-    /// Owned runtime when created outside one; dropped last.
-    _rt: Option<Arc<tokio::runtime::Runtime>>,
-    rt_handle: tokio::runtime::Handle,
-    client: HttpsClient,
+    rt: tokio::runtime::Handle,
+    pool: Pool,
 }
 
-impl HttpSource {
-    pub fn new(base: &str, tls: &FetchOptions) -> Result<Self> {
+fn runtime() -> Result<tokio::runtime::Handle> {
+    static RT: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let rt = RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("samizdat-http")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match rt {
+        Ok(rt) => Ok(rt.handle().clone()),
+        Err(e) => Err(Error::Environment(format!("cannot start the async runtime: {e}"))),
+    }
+}
+
+impl Client {
+    pub fn new(opts: &FetchOptions) -> Result<Client> {
+        let https = connector(opts)?;
+        let rt = runtime()?;
+        let pool = HyperClient::builder(TokioExecutor::new()).build(https);
+        Ok(Client { opts: opts.clone(), rt, pool })
+    }
+
+    pub fn options(&self) -> &FetchOptions {
+        &self.opts
+    }
+
+    /// A repository at the http(s) base URL `base`.
+    pub fn source(&self, base: &str) -> Result<HttpSource> {
         let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
         let _: hyper::Uri =
             base.parse().map_err(|e| Error::Usage(format!("{base}: not a valid URL: {e}")))?;
-        let https = connector(tls)?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-        let client = Client::builder(TokioExecutor::new()).build(https);
-        let rt_handle = rt.handle().clone();
-        Ok(HttpSource { base, opts: tls.clone(), _rt: Some(Arc::new(rt)), rt_handle, client })
-    }
-
-    async fn get(&self, url: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
-        let Some(mut body) = self.open(url, max).await? else { return Ok(false) };
-        while let Some(data) = body.next().await? {
-            sink(&data)?;
-        }
-        Ok(true)
+        Ok(HttpSource { base, client: self.clone() })
     }
 
     /// Sends the request and checks the status and declared length.
@@ -101,14 +117,14 @@ impl HttpSource {
         let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
         let req = hyper::Request::get(uri)
             .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
-            .body(Empty::new())
+            .body(Full::new(Bytes::new()))
             .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(self.opts.connect_timeout, self.client.request(req))
+        let resp = tokio::time::timeout(self.opts.connect_timeout, self.pool.request(req))
             .await
             .map_err(|_| fail(format!("no response within {} s", self.opts.connect_timeout.as_secs())))?
             .map_err(|e| {
                 let mut why = describe_client_error(&e);
-                if why.contains("certificate") {
+                if is_certificate_error(&e) {
                     why.push_str(" (content is verified by signature, not by TLS; for a self-signed mirror pass --ca FILE, or use its http:// URL)");
                 }
                 fail(why)
@@ -147,59 +163,82 @@ impl HttpSource {
         }))
     }
 
-    /// Streams `rel` into a blocking reader: a task on this source's runtime
-    /// fetches chunks into a small bounded channel (backpressure), and the
-    /// reader takes them out. `None` if the file does not exist.
-    pub fn stream_reader(&self, rel: &str, max: u64) -> Result<Option<ChannelReader>> {
-        let url = format!("{}{rel}", self.base);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Bytes>>>(8);
-        // The task must not own the runtime: dropping a runtime from inside
-        // itself panics. It holds only a handle.
-        let client = HttpSource {
-            base: self.base.clone(),
-            opts: self.opts.clone(),
-            _rt: None,
-            rt_handle: self.rt_handle.clone(),
-            client: self.client.clone(),
-        };
-        self.rt_handle.spawn(async move {
-            let mut body = match client.open(&url, max).await {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    let _ = tx.send(Ok(None)).await;
-                    return;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            if tx.send(Ok(Some(Bytes::new()))).await.is_err() {
-                return;
+    /// Streams `url` into `sink` (`Ok(false)` if it does not exist).
+    fn get(&self, url: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
+        self.rt.block_on(async {
+            let Some(mut body) = self.open(url, max).await? else { return Ok(false) };
+            while let Some(data) = body.next().await? {
+                sink(&data)?;
             }
-            loop {
-                match body.next().await {
-                    Ok(Some(data)) => {
-                        if tx.send(Ok(Some(data))).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => return,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
+            Ok(true)
+        })
+    }
+
+    /// Opens `url` as a blocking reader (`None` if it does not exist): the
+    /// body's chunks, with every check of [`BodyReader`], bridged to `Read`
+    /// by tokio-util.
+    pub fn reader(&self, url: &str, max: u64) -> Result<Option<Box<dyn Read + Send>>> {
+        let Some(body) = self.rt.block_on(self.open(url, max))? else { return Ok(None) };
+        let chunks = futures_util::stream::unfold(body, |mut body| async move {
+            match body.next().await {
+                Ok(Some(data)) => Some((Ok(data), body)),
+                Ok(None) => None,
+                Err(e) => Some((Err(std::io::Error::other(e.to_string())), body)),
             }
         });
-        match rx.blocking_recv() {
-            Some(Ok(Some(_))) => Ok(Some(ChannelReader { rx, buf: Bytes::new(), failed: None })),
-            Some(Ok(None)) => Ok(None),
-            Some(Err(e)) => Err(e),
-            None => {
-                Err(Error::Fetch { url: format!("{}{rel}", self.base), reason: "request task ended".into() })
+        let reader = tokio_util::io::StreamReader::new(Box::pin(chunks));
+        Ok(Some(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(reader, self.rt.clone()))))
+    }
+
+    /// Sends `body` with POST and returns the status code and response text
+    /// (at most 64 KiB of it).
+    pub fn post(&self, url: &str, body: Vec<u8>, content_type: &str) -> Result<(u16, String)> {
+        let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
+        let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
+        self.rt.block_on(async {
+            let req = hyper::Request::post(uri)
+                .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
+                .header(hyper::header::CONTENT_TYPE, content_type)
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| fail(e.to_string()))?;
+            let resp = self.pool.request(req).await.map_err(|e| fail(describe_client_error(&e)))?;
+            let status = resp.status().as_u16();
+            let mut text = Vec::new();
+            let mut b = resp.into_body();
+            while let Some(frame) = tokio::time::timeout(self.opts.idle_timeout, b.frame())
+                .await
+                .map_err(|_| fail("no answer".into()))?
+            {
+                if let Ok(d) = frame.map_err(|e| fail(e.to_string()))?.into_data() {
+                    text.extend_from_slice(&d[..d.len().min(65536 - text.len().min(65536))]);
+                }
             }
-        }
+            Ok((status, String::from_utf8_lossy(&text).trim().to_string()))
+        })
+    }
+}
+
+/// A repository at an http(s) base URL.
+#[derive(Clone)]
+pub struct HttpSource {
+    base: String,
+    client: Client,
+}
+
+impl HttpSource {
+    /// The base URL, ending in `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// A samizdat mirror's streamed bundle of its newest snapshot (a delta
+    /// since `since` when given): `BASE/bundle[?since=N]`.
+    pub fn mirror_bundle(&self, since: Option<u64>, max: u64) -> Result<Option<Box<dyn Read + Send>>> {
+        let url = match since {
+            Some(n) => format!("{}bundle?since={n}", self.base),
+            None => format!("{}bundle", self.base),
+        };
+        self.client.reader(&url, max)
     }
 }
 
@@ -268,32 +307,6 @@ impl BodyReader {
     }
 }
 
-/// The blocking side of [`HttpSource::stream_reader`].
-pub struct ChannelReader {
-    rx: tokio::sync::mpsc::Receiver<Result<Option<Bytes>>>,
-    buf: Bytes,
-    failed: Option<String>,
-}
-
-impl std::io::Read for ChannelReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.buf.is_empty() {
-            if let Some(f) = &self.failed {
-                return Err(std::io::Error::other(f.clone()));
-            }
-            match self.rx.blocking_recv() {
-                None | Some(Ok(None)) => return Ok(0),
-                Some(Ok(Some(b))) => self.buf = b,
-                Some(Err(e)) => self.failed = Some(e.to_string()),
-            }
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf[..n]);
-        self.buf = self.buf.slice(n..);
-        Ok(n)
-    }
-}
-
 /// The HTTPS-or-HTTP connector: webpki roots plus any extra CA file.
 fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
     let mut roots = rustls::RootCertStore::empty();
@@ -312,7 +325,7 @@ fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpCon
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+        .map_err(|e| Error::Environment(format!("TLS setup failed: {e}")))?;
     let config = match opts.tls_mismatch {
         TlsMismatch::Refuse => builder.with_root_certificates(roots).with_no_client_auth(),
         TlsMismatch::WarnAndContinue => {
@@ -321,7 +334,7 @@ fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpCon
                 provider.clone(),
             )
             .build()
-            .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?;
+            .map_err(|e| Error::Environment(format!("TLS setup failed: {e}")))?;
             builder
                 .dangerous()
                 .with_custom_certificate_verifier(Arc::new(SignatureIsAuthority { inner, provider }))
@@ -401,37 +414,21 @@ impl rustls::client::danger::ServerCertVerifier for SignatureIsAuthority {
     }
 }
 
-/// Sends `body` with POST and returns the status code and response text
-/// (at most 64 KiB of it). Blocking.
-pub fn post(url: &str, body: Vec<u8>, content_type: &str, tls: &FetchOptions) -> Result<(u16, String)> {
-    let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
-    let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
-    let https = connector(tls)?;
-    rt.block_on(async {
-        let client: Client<_, http_body_util::Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(https);
-        let req = hyper::Request::post(uri)
-            .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
-            .header(hyper::header::CONTENT_TYPE, content_type)
-            .body(http_body_util::Full::new(Bytes::from(body)))
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = client.request(req).await.map_err(|e| fail(describe_client_error(&e)))?;
-        let status = resp.status().as_u16();
-        let mut text = Vec::new();
-        let mut b = resp.into_body();
-        while let Some(frame) =
-            tokio::time::timeout(tls.idle_timeout, b.frame()).await.map_err(|_| fail("no answer".into()))?
-        {
-            if let Ok(d) = frame.map_err(|e| fail(e.to_string()))?.into_data() {
-                text.extend_from_slice(&d[..d.len().min(65536 - text.len().min(65536))]);
+/// Whether a certificate that did not verify is somewhere in `e`'s chain.
+fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(rustls::Error::InvalidCertificate(_)) = c.downcast_ref::<rustls::Error>() {
+            return true;
+        }
+        if let Some(inner) = c.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            if is_certificate_error(inner) {
+                return true;
             }
         }
-        Ok((status, String::from_utf8_lossy(&text).trim().to_string()))
-    })
+        cur = c.source();
+    }
+    false
 }
 
 fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
@@ -451,16 +448,15 @@ impl Source for HttpSource {
         self.base.trim_end_matches('/').to_string()
     }
 
-    fn stream(&self, rel: &str, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
-        let url = format!("{}{rel}", self.base);
-        self.rt_handle.block_on(self.get(&url, max, sink))
+    fn stream(&self, f: RepoFile, max: u64, sink: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<bool> {
+        self.client.get(&format!("{}{}", self.base, f.rel()), max, sink)
     }
 
     fn parallelism(&self) -> usize {
         8
     }
 
-    fn reader(&self, rel: &str, max: u64) -> Result<Option<Box<dyn std::io::Read + Send>>> {
-        Ok(self.stream_reader(rel, max)?.map(|r| Box::new(r) as Box<dyn std::io::Read + Send>))
+    fn reader(&self, f: RepoFile, max: u64) -> Result<Option<Box<dyn Read + Send>>> {
+        self.client.reader(&format!("{}{}", self.base, f.rel()), max)
     }
 }

@@ -1,11 +1,11 @@
-//! Ed25519 keys, secret key files, the publisher's public anchor and fingerprint.
+//! Ed25519 keys, the secret key file's text format, and the publisher's
+//! fingerprint. Sans-IO: files are read and written by [`crate::keyfile`].
 
 use std::fmt;
-use std::path::Path;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::hash::ContentHash;
 
 /// An Ed25519 public key, also used as the key's identifier in signatures.
@@ -62,7 +62,7 @@ impl SecretKey {
     pub fn generate(kind: KeyKind) -> Result<Self> {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(seed.as_mut())
-            .map_err(|e| Error::Usage(format!("operating system random source failed: {e}")))?;
+            .map_err(|e| Error::Environment(format!("operating system random source failed: {e}")))?;
         Ok(SecretKey { key: SigningKey::from_bytes(&seed), kind })
     }
 
@@ -83,40 +83,21 @@ impl SecretKey {
         self.key.sign(message).to_bytes()
     }
 
-    /// Writes the key to a new file with mode 0600. An existing file is replaced
-    /// only with `force`; the write goes through a temporary file and a rename.
-    pub fn save(&self, path: &Path, force: bool) -> Result<()> {
-        if !force && path.symlink_metadata().is_ok() {
-            return Err(Error::Usage(format!(
-                "{}: already exists; refusing to overwrite a key without --force",
-                path.display()
-            )));
-        }
+    /// The secret key file's text: a header naming the kind (so root and
+    /// signing key files cannot be swapped), a warning, and the seed in base64.
+    pub fn to_text(&self) -> zeroize::Zeroizing<String> {
         let seed = zeroize::Zeroizing::new(data_encoding::BASE64.encode(self.key.as_bytes()));
-        let text = zeroize::Zeroizing::new(format!(
+        zeroize::Zeroizing::new(format!(
             "{}\n# Secret. Never share, commit or upload this file.\n{}\n",
             self.kind.header(),
             seed.as_str()
-        ));
-        crate::fsutil::write_atomic(path, text.as_bytes(), 0o600)
+        ))
     }
 
-    /// Reads a key file written by [`SecretKey::save`], checking its kind and permissions.
-    pub fn load(path: &Path, kind: KeyKind) -> Result<Self> {
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).at(path)?);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(path).at(path)?.permissions().mode();
-            if mode & 0o077 != 0 {
-                return Err(Error::Usage(format!(
-                    "{}: secret key is readable by others (mode {:o}); run chmod 600 on it",
-                    path.display(),
-                    mode & 0o777
-                )));
-            }
-        }
-        let bad = |reason: &str| Error::decode(path.display().to_string(), reason);
+    /// Parses a secret key file's text (see [`SecretKey::to_text`]); `name`
+    /// is used in messages.
+    pub fn from_text(text: &str, kind: KeyKind, name: &str) -> Result<Self> {
+        let bad = |reason: &str| Error::decode(name, reason);
         let mut lines = text.lines().filter(|l| !l.starts_with('#'));
         let header = lines.next().ok_or_else(|| bad("empty key file"))?;
         if header != kind.header() {
@@ -150,7 +131,7 @@ pub fn verify_strict(key: &PublicKey, message: &[u8], sig: &[u8; 64]) -> bool {
 /// The identity of a publisher: SHA-256 of its first (genesis) root body.
 pub type SiteId = ContentHash;
 
-const FINGERPRINT_PREFIX: &str = "sz1";
+pub const FINGERPRINT_PREFIX: &str = "sz1";
 
 /// The short string a person pastes: `sz1` and the site id in lowercase base32.
 pub fn fingerprint(site: &SiteId) -> String {
@@ -164,60 +145,6 @@ pub fn parse_fingerprint(s: &str) -> Result<SiteId> {
     let raw =
         data_encoding::BASE32_NOPAD.decode(body.to_uppercase().as_bytes()).map_err(|_| bad("bad base32"))?;
     ContentHash::from_slice(&raw).ok_or_else(|| bad("wrong length"))
-}
-
-const PUB_HEADER: &str = "samizdat-publisher-v1";
-
-/// The public trust anchor: the genesis root document, signed.
-#[derive(Clone, Debug)]
-pub struct Anchor {
-    pub site: SiteId,
-    /// The genesis root envelope, when the anchor came from a `.pub` file.
-    pub genesis: Option<Vec<u8>>,
-}
-
-impl Anchor {
-    /// Encodes a `.pub` file: a header line with the fingerprint, then the
-    /// genesis root envelope in base64.
-    pub fn to_pub_file(site: &SiteId, genesis_envelope: &[u8]) -> String {
-        format!("{PUB_HEADER} {}\n{}\n", fingerprint(site), data_encoding::BASE64.encode(genesis_envelope))
-    }
-
-    /// Reads `arg` as a `.pub` file path, or else as a fingerprint string.
-    pub fn load(arg: &str) -> Result<Anchor> {
-        let path = Path::new(arg);
-        if arg.starts_with(FINGERPRINT_PREFIX) {
-            match parse_fingerprint(arg) {
-                Ok(site) => return Ok(Anchor { site, genesis: None }),
-                Err(e) if !path.exists() => return Err(e),
-                Err(_) => {}
-            }
-        }
-        let text = std::fs::read_to_string(path).at(path)?;
-        Self::parse_pub(&text, arg)
-    }
-
-    pub fn parse_pub(text: &str, name: &str) -> Result<Anchor> {
-        let bad = |r: &str| Error::decode(format!("publisher key {name}"), r);
-        let mut lines = text.lines();
-        let header = lines.next().ok_or_else(|| bad("empty file"))?;
-        let fp =
-            header.strip_prefix(PUB_HEADER).and_then(|r| r.strip_prefix(' ')).map(str::trim).ok_or_else(
-                || bad("not a samizdat .pub file (first line must start with samizdat-publisher-v1)"),
-            )?;
-        let b64 = lines.next().ok_or_else(|| bad("missing key line"))?;
-        if lines.any(|l| !l.trim().is_empty()) {
-            return Err(bad("unexpected extra lines"));
-        }
-        let genesis =
-            data_encoding::BASE64.decode(b64.trim().as_bytes()).map_err(|_| bad("key line is not base64"))?;
-        let env = crate::sign::Signed::decode(&genesis, crate::sign::Role::Root)?;
-        let site = crate::hash::sha256(&env.body);
-        if fingerprint(&site) != fp {
-            return Err(bad("the fingerprint in the header does not match the key"));
-        }
-        Ok(Anchor { site, genesis: Some(genesis) })
-    }
 }
 
 #[cfg(test)]
@@ -241,23 +168,6 @@ mod tests {
         assert!(!shown.contains(&data_encoding::BASE64.encode(&[9u8; 32])));
         assert!(!shown.contains(&data_encoding::HEXLOWER.encode(&[9u8; 32])));
         assert!(shown.contains("redacted"));
-    }
-
-    #[test]
-    fn secret_key_files_are_private_and_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("root.key");
-        let k = SecretKey::generate(KeyKind::Root).unwrap();
-        k.save(&p, false).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
-        }
-        assert!(k.save(&p, false).is_err());
-        assert_eq!(SecretKey::load(&p, KeyKind::Root).unwrap().public(), k.public());
-        let err = SecretKey::load(&p, KeyKind::Signing).unwrap_err().to_string();
-        assert!(err.contains("Root key"), "{err}");
     }
 
     #[test]

@@ -14,34 +14,53 @@
 //!
 //! Documents are canonical CBOR inside a signed envelope; sites are trees of
 //! content-addressed objects (SHA-256 / BEP 52 Merkle roots). See
-//! `docs/FORMAT.md` for the full specification.
+//! `docs/FORMAT.md` for the full specification and `docs/ARCHITECTURE.md`
+//! for the layers.
 //!
 //! # Modules
 //!
-//! - sans-IO core: [`hash`], [`path`], [`keys`], [`sign`], [`meta`], [`trust`]
-//! - IO: [`repo`] (the on-disk repository), [`source`] (reading a repository from a
-//!   directory or over HTTP), [`publish`] (bundle a site), [`archive`] (single-file
-//!   bundles), [`checkout`] (verify and extract)
+//! - sans-IO core: [`hash`], [`path`], `cbor`, [`keys`], [`sign`], [`anchor`],
+//!   [`meta`], [`trust`], [`walk`] (the one tree walker), [`layout`] (file names)
+//! - storage: [`store`] (the one on-disk repository type, read and write),
+//!   [`keyfile`] (key files)
+//! - reading from anywhere: [`source`] (the `Source` trait and what readers do
+//!   with one), [`http`] (the one HTTP client), [`target`] (directory, bundle
+//!   file or URL)
+//! - roles: [`publish`] (publisher), [`archive`] (single-file bundles),
+//!   [`checkout`] (reader: verify and extract), [`push`] and [`mirrors`]
+//!   (reaching mirrors), [`mirror`] (the daemon)
+//!
+//! Unix only (Linux, the BSDs, macOS): the store relies on `flock`,
+//! `syncfs`, permission bits and signals.
 
+#[cfg(not(unix))]
+compile_error!("samizdat supports Unix-like systems only (it relies on flock, syncfs and Unix permissions)");
+
+pub mod anchor;
+pub mod archive;
 mod cbor;
+pub mod checkout;
 pub mod error;
 mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod hash;
+pub mod http;
+pub mod keyfile;
 pub mod keys;
+pub mod layout;
 pub mod meta;
 pub mod mirror;
+pub mod mirrors;
 pub mod path;
+pub mod publish;
+pub mod push;
 pub mod ratelimit;
 pub mod sign;
+pub mod source;
+pub mod store;
+pub mod target;
+pub mod trust;
+pub mod walk;
 
 pub use error::{Error, Result};
-pub mod archive;
-pub mod checkout;
-pub mod http;
-mod layout;
-pub mod publish;
-pub mod repo;
-pub mod source;
-pub mod trust;

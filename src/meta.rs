@@ -549,12 +549,8 @@ mod tests {
         assert!(err.contains("canonical"), "{err}");
     }
 
-    #[test]
-    fn duplicate_and_unsorted_map_keys_are_rejected() {
-        // {0:1, 0:1}: a duplicate key.
-        assert!(Head::decode(&[0xa2, 0x00, 0x01, 0x00, 0x01]).is_err());
-        // Head with keys 1 and 2 swapped.
-        let h = Head {
+    fn head() -> Head {
+        Head {
             site: sha256(b"s"),
             seq: 1,
             snapshot: sha256(b"x"),
@@ -562,19 +558,55 @@ mod tests {
             expires: 2,
             keyset_version: 1,
             root_version: 1,
-        };
-        let b = h.encode();
-        let mut w = Writer::new();
-        w.map(8).u64(0).u64(1).u64(2).u64(1).u64(1).bytes(h.site.as_bytes());
-        let swapped_prefix = w.into_bytes();
-        let rest_start = {
-            let mut w = Writer::new();
-            w.map(8).u64(0).u64(1).u64(1).bytes(h.site.as_bytes()).u64(2).u64(1);
-            w.into_bytes().len()
-        };
-        let mut swapped = swapped_prefix;
-        swapped.extend_from_slice(&b[rest_start..]);
-        assert!(Head::decode(&swapped).is_err());
+        }
+    }
+
+    /// Byte offsets in an encoded head: map header, key 0, format 1, key 1,
+    /// the 34-byte site string, then key 2 at byte 38 and seq at 39.
+    const HEAD_KEY1: usize = 3;
+    const HEAD_KEY2: usize = 38;
+
+    /// Each case starts from a valid head and changes only its key order, so
+    /// it keeps 8 entries and fails for the key, not for the entry count.
+    #[test]
+    fn duplicate_and_unsorted_map_keys_are_rejected() {
+        let b = head().encode();
+        assert!(Head::decode(&b).is_ok());
+        assert_eq!(b[HEAD_KEY1..HEAD_KEY1 + 3], [0x01, 0x58, 0x20]);
+        assert_eq!(b[HEAD_KEY2], 0x02);
+        // Key 2 written as key 1 again: still 8 entries, one duplicate.
+        let mut dup = b.clone();
+        dup[HEAD_KEY2] = 0x01;
+        let err = Head::decode(&dup).unwrap_err().to_string();
+        assert!(
+            err.contains("map key 1 repeated or out of order where key 2 was expected (at byte 38)"),
+            "{err}"
+        );
+
+        // Entries 1 (site) and 2 (seq) swapped, values kept with their keys.
+        let mut swapped = b[..HEAD_KEY1].to_vec();
+        swapped.extend_from_slice(&b[HEAD_KEY2..HEAD_KEY2 + 2]);
+        swapped.extend_from_slice(&b[HEAD_KEY1..HEAD_KEY2]);
+        swapped.extend_from_slice(&b[HEAD_KEY2 + 2..]);
+        assert_eq!(swapped.len(), b.len());
+        let err = Head::decode(&swapped).unwrap_err().to_string();
+        assert!(
+            err.contains("map key 2 where key 1 was expected; key 1 is missing or out of order (at byte 3)"),
+            "{err}"
+        );
+        // Keys 6 and 7 swapped near the end: reported at key 7's own byte.
+        let mut late = b.clone();
+        let n = late.len();
+        assert_eq!([late[n - 4], late[n - 2]], [0x06, 0x07]);
+        late.swap(n - 4, n - 2);
+        let err = Head::decode(&late).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "map key 7 where key 6 was expected; key 6 is missing or out of order (at byte {})",
+                n - 4
+            )),
+            "{err}"
+        );
     }
 
     #[test]

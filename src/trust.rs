@@ -4,9 +4,10 @@
 
 use std::collections::HashSet;
 
+use crate::anchor::Anchor;
 use crate::error::{Error, Result};
 use crate::hash::{ContentHash, sha256};
-use crate::keys::{Anchor, PublicKey, SiteId};
+use crate::keys::{PublicKey, SiteId};
 use crate::meta::{Head, Keyset, Root, Snapshot};
 use crate::sign::{Role, Signed};
 
@@ -62,7 +63,7 @@ pub fn verify_roots(anchor: &Anchor, envelopes: &[Vec<u8>]) -> Result<Vec<Root>>
         match (&prev_body, roots.last()) {
             (None, _) => {
                 if sha256(&env.body) != anchor.site {
-                    return Err(Error::verify(
+                    return Err(Error::wrong_publisher(
                         &what,
                         "genesis root does not match the pinned publisher key (wrong publisher?)",
                     ));
@@ -77,7 +78,7 @@ pub fn verify_roots(anchor: &Anchor, envelopes: &[Vec<u8>]) -> Result<Vec<Root>>
                     ));
                 }
                 if root.site != Some(anchor.site) {
-                    return Err(Error::verify(&what, "belongs to another publisher"));
+                    return Err(Error::wrong_publisher(&what, "belongs to another publisher"));
                 }
                 // A new root must be accepted by the old root and by itself.
                 env.require(prev.threshold, &format!("{what} (signatures by previous root)"), |k| {
@@ -152,7 +153,7 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     let keyset = Keyset::decode(&kenv.body)?;
     let kwhat = format!("keyset version {}", keyset.version);
     if keyset.site != site {
-        return Err(Error::verify(&kwhat, "belongs to another publisher (mix-and-match)"));
+        return Err(Error::wrong_publisher(&kwhat, "belongs to another publisher (mix-and-match)"));
     }
     if keyset.root_version != root.version {
         return Err(Error::verify(
@@ -168,7 +169,7 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     let henv = Signed::decode(&raw.head, Role::Head)?;
     let head = Head::decode(&henv.body)?;
     if head.site != site {
-        return Err(Error::verify("head", "belongs to another publisher (mix-and-match)"));
+        return Err(Error::wrong_publisher("head", "belongs to another publisher (mix-and-match)"));
     }
     if head.keyset_version != keyset.version || head.root_version != root.version {
         return Err(Error::verify("head", "names a different keyset or root version than the ones supplied"));
@@ -183,7 +184,7 @@ pub fn verify(anchor: &Anchor, raw: Metadata) -> Result<Verified> {
     }
     let snapshot = Snapshot::decode(&senv.body)?;
     if snapshot.site != site {
-        return Err(Error::verify(&swhat, "belongs to another publisher (mix-and-match)"));
+        return Err(Error::wrong_publisher(&swhat, "belongs to another publisher (mix-and-match)"));
     }
     if snapshot.seq != head.seq {
         return Err(Error::verify(&swhat, format!("has seq {}, head says {}", snapshot.seq, head.seq)));
@@ -216,7 +217,7 @@ pub enum Advance {
 /// a fast-forward by a stolen key, and the floor drops to that value.
 pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
     if new.site != current.site {
-        return Err(Error::verify("snapshot", "belongs to another publisher (mix-and-match)"));
+        return Err(Error::wrong_publisher("snapshot", "belongs to another publisher (mix-and-match)"));
     }
     if new.roots.len() < current.roots.len() {
         return Err(Error::Rollback(format!(
@@ -229,7 +230,10 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
         Signed::decode(a, Role::Root).map(|e| e.body).ok()
             != Signed::decode(b, Role::Root).map(|e| e.body).ok()
     }) {
-        return Err(Error::verify("root chain", "differs from the accepted chain (forked root history)"));
+        return Err(Error::equivocation(
+            "root chain",
+            "differs from the accepted chain (forked root history)",
+        ));
     }
     if new.keyset.version < current.keyset.version {
         return Err(Error::Rollback(format!(
@@ -238,7 +242,7 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
         )));
     }
     if new.keyset.version == current.keyset.version && new.keyset != current.keyset {
-        return Err(Error::verify(
+        return Err(Error::equivocation(
             "keyset",
             format!("two different keysets with version {} (equivocation)", new.keyset.version),
         ));
@@ -247,7 +251,7 @@ pub fn check_advance(current: &Verified, new: &Verified) -> Result<Advance> {
     let (n, c) = (new.snapshot.seq, current.snapshot.seq);
     if n == c && floor == c {
         if new.snapshot_id != current.snapshot_id {
-            return Err(Error::verify(
+            return Err(Error::equivocation(
                 "snapshot",
                 format!(
                     "two different snapshots with seq {n}: {} and {} (equivocation by the publisher's key)",

@@ -2,14 +2,16 @@
 //! Each test builds the hostile input for real and checks the exact refusal.
 
 use samizdat::Error;
+use samizdat::anchor::Anchor;
 use samizdat::archive;
 use samizdat::checkout;
 use samizdat::hash::sha256;
-use samizdat::keys::{Anchor, KeyKind, SecretKey};
+use samizdat::keys::{KeyKind, SecretKey};
+use samizdat::layout::RepoFile;
 use samizdat::meta::{Entry, EntryKind, KeyEntry, Revoked, Root, Tree};
-use samizdat::repo::Repo;
 use samizdat::sign::{Role, Signed};
 use samizdat::source;
+use samizdat::store::Writer as Repo;
 use samizdat::trust::{self, Advance, Metadata, check_advance, freshness};
 
 use crate::support::*;
@@ -53,15 +55,15 @@ fn truncated_and_oversized_objects_are_refused() {
     let f = files();
     let (repo, _) = forge.repo(&dir.path().join("r"), &refs(&f), 1);
     let big = samizdat::hash::object_hash(&f[4].1);
-    let path = repo.path(&format!("objects/{}/{}", &big.to_hex()[..2], big.to_hex()));
+    let path = repo.path(RepoFile::Object(big));
     std::fs::write(&path, &f[4].1[..1000]).unwrap();
-    let report = checkout::verify(&repo.source(), &forge.anchor(), &|_| {}).unwrap();
+    let report = checkout::verify(repo.store(), &forge.anchor(), &|_| {}).unwrap();
     assert_eq!(report.failures.len(), 1);
     assert!(report.failures[0].error.to_string().contains("truncated"), "{}", report.failures[0].error);
     let mut longer = f[4].1.clone();
     longer.extend_from_slice(b"extra");
     std::fs::write(&path, &longer).unwrap();
-    let report = checkout::verify(&repo.source(), &forge.anchor(), &|_| {}).unwrap();
+    let report = checkout::verify(repo.store(), &forge.anchor(), &|_| {}).unwrap();
     assert!(report.failures[0].error.to_string().contains("larger than"), "{}", report.failures[0].error);
 }
 
@@ -72,12 +74,12 @@ fn a_tampered_tree_is_refused() {
     let f = files();
     let (repo, v) = forge.repo(&dir.path().join("r"), &refs(&f), 1);
     let t = v.snapshot.root.hash;
-    let path = repo.path(&format!("trees/{}/{}", &t.to_hex()[..2], t.to_hex()));
+    let path = repo.path(RepoFile::Tree(t));
     let mut b = std::fs::read(&path).unwrap();
     let last = b.len() - 1;
     b[last] ^= 0x20; // a letter of the last media type changes case
     std::fs::write(&path, b).unwrap();
-    let e = err_text(checkout::verify(&repo.source(), &forge.anchor(), &|_| {}));
+    let e = err_text(checkout::verify(repo.store(), &forge.anchor(), &|_| {}));
     assert!(e.contains("does not match its hash"), "{e}");
 }
 
@@ -455,7 +457,7 @@ fn hostile_repo(dir: &std::path::Path, entries: Vec<Entry>) -> (Forge, Repo) {
     let repo = Repo::open_or_create(&dir.join("r")).unwrap();
     let content = b"pwned";
     let h = samizdat::hash::object_hash(content);
-    repo.put(&format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()), content).unwrap();
+    repo.put(RepoFile::Object(h), content).unwrap();
     let n = entries.iter().filter(|e| matches!(e.kind, EntryKind::File { .. })).count() as u64;
     let root = Forge::put_tree(&repo, &Tree { entries });
     let snap = forge.snapshot(1, root, n, 5 * n);
@@ -757,5 +759,5 @@ fn listing_checks_declared_totals_against_the_trees() {
     let (root, n, b) = Forge::store(&repo, &[("a", b"1"), ("b/c", b"22")]);
     let snap = forge.snapshot(1, root, n + 1, b); // lies about the file count
     let v = trust::verify(&forge.anchor(), forge.meta(&snap, &[&forge.signing])).unwrap();
-    assert!(err_text(source::list(&repo.source(), &v.snapshot)).contains("declares"));
+    assert!(err_text(source::list(repo.store(), &v.snapshot)).contains("declares"));
 }

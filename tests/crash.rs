@@ -133,8 +133,8 @@ pub fn verified_seq(repo: &Path, pubkey: &str) -> Option<u64> {
 /// content address. With [`verified_seq`] (every object hashed against its
 /// address), the stored site is byte for byte the expected one.
 pub fn assert_snapshot_holds(repo: &Path, pubkey: &str, files: usize, edition: impl Fn(usize) -> u64) {
-    let anchor = samizdat::keys::Anchor::load(pubkey).unwrap();
-    let src = samizdat::source::DirSource::new(repo);
+    let anchor = samizdat::anchor::Anchor::load(pubkey).unwrap();
+    let src = samizdat::store::Store::at(repo);
     let v = samizdat::source::load_verified(&src, &anchor).unwrap();
     let listing = samizdat::source::list(&src, &v.snapshot).unwrap();
     let want: HashMap<String, samizdat::hash::ContentHash> =
@@ -544,7 +544,7 @@ fn a_bundle_rerun_after_a_power_cut_that_left_an_empty_object_publishes_a_verifi
     write_pages(&d0.join("site"), 1, 0..10);
     // What an interrupted first run can leave after a power cut: the rename of
     // an object survived, its data did not.
-    drop(samizdat::repo::Repo::open_or_create(&d0.join("repo")).unwrap());
+    drop(samizdat::store::Writer::open_or_create(&d0.join("repo")).unwrap());
     let h = samizdat::hash::object_hash(&content(3, 1)).to_hex();
     std::fs::write(d0.join("repo/objects").join(&h[..2]).join(&h), b"").unwrap();
     samizdat(bundle_args(d0)).ok();

@@ -5,8 +5,10 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use samizdat::anchor::Anchor;
 use samizdat::hash::sha256;
-use samizdat::keys::{Anchor, KeyKind, PublicKey, SecretKey};
+use samizdat::keys::{KeyKind, PublicKey, SecretKey};
+use samizdat::layout::RepoFile;
 use samizdat::meta::{Root, TreeRef};
 use samizdat::sign::{Role, Signed};
 use samizdat::trust;
@@ -145,7 +147,7 @@ fn a_bundle_record_claiming_a_huge_length_is_refused_before_it_is_allocated() {
         &f.anchor(),
         None,
         samizdat::archive::Install::Atomic,
-        &samizdat::archive::StoreLimits::NONE,
+        &samizdat::store::StoreLimits::NONE,
     )
     .expect_err("a 4 GiB record was accepted")
     .to_string();
@@ -234,13 +236,13 @@ fn trees_nested_deeper_than_64_levels_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let deep = format!("{}/f.html", vec!["d"; 64].join("/"));
     let (repo, v) = forge.repo(&dir.path().join("r"), &[(deep.as_str(), b"x")], 1);
-    let e = samizdat::source::list(&repo.source(), &v.snapshot)
+    let e = samizdat::source::list(repo.store(), &v.snapshot)
         .expect_err("a 65-level tree was listed")
         .to_string();
     assert!(e.contains("deeper than 64"), "{e}");
     let ok = format!("{}/f.html", vec!["d"; 63].join("/"));
     let (repo, v) = forge.repo(&dir.path().join("ok"), &[(ok.as_str(), b"x")], 1);
-    assert_eq!(samizdat::source::list(&repo.source(), &v.snapshot).unwrap().files.len(), 1);
+    assert_eq!(samizdat::source::list(repo.store(), &v.snapshot).unwrap().files.len(), 1);
 }
 
 fn fingerprint(c: &Cli) -> String {
@@ -415,7 +417,7 @@ fn a_bundle_that_leaves_out_an_object_is_refused() {
         &anchor,
         None,
         samizdat::archive::Install::Atomic,
-        &samizdat::archive::StoreLimits::NONE,
+        &samizdat::store::StoreLimits::NONE,
     )
     .expect_err("a bundle missing an object verified")
     .to_string();
@@ -426,7 +428,7 @@ fn a_bundle_that_leaves_out_an_object_is_refused() {
 /// extraction, plants a symlink at every file path of the staging directory not
 /// yet written, all pointing at `victim`: what a racing local process could do.
 struct PlantingSource {
-    inner: samizdat::source::DirSource,
+    inner: samizdat::store::Store,
     parent: std::path::PathBuf,
     victim: std::path::PathBuf,
     paths: Vec<String>,
@@ -439,11 +441,12 @@ impl samizdat::source::Source for PlantingSource {
     }
     fn stream(
         &self,
-        rel: &str,
+        rel: RepoFile,
         max: u64,
         sink: &mut dyn FnMut(&[u8]) -> samizdat::error::Result<()>,
     ) -> samizdat::error::Result<bool> {
-        if rel.starts_with("objects/") && !self.planted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if matches!(rel, RepoFile::Object(_)) && !self.planted.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
             let stage = std::fs::read_dir(&self.parent)
                 .unwrap()
                 .flatten()
@@ -459,7 +462,7 @@ impl samizdat::source::Source for PlantingSource {
         }
         self.inner.stream(rel, max, sink)
     }
-    fn reader(&self, rel: &str, max: u64) -> samizdat::error::Result<Option<Box<dyn Read + Send>>> {
+    fn reader(&self, rel: RepoFile, max: u64) -> samizdat::error::Result<Option<Box<dyn Read + Send>>> {
         self.inner.reader(rel, max)
     }
     fn parallelism(&self) -> usize {
@@ -472,7 +475,7 @@ fn extraction_never_writes_through_a_symlink_planted_in_its_staging_directory() 
     let c = Cli::new();
     c.bundle().ok();
     let anchor = Anchor::load(&c.pubkey()).unwrap();
-    let repo = samizdat::source::DirSource::new(c.path("repo"));
+    let repo = samizdat::store::Store::at(c.path("repo"));
     let v = samizdat::source::load_verified(&repo, &anchor).unwrap();
     let paths =
         samizdat::source::list(&repo, &v.snapshot).unwrap().files.into_iter().map(|f| f.path).collect();
@@ -480,7 +483,7 @@ fn extraction_never_writes_through_a_symlink_planted_in_its_staging_directory() 
     std::fs::write(&victim, b"not the site's to overwrite").unwrap();
     std::fs::create_dir(c.path("x")).unwrap();
     let src = PlantingSource {
-        inner: samizdat::source::DirSource::new(c.path("repo")),
+        inner: samizdat::store::Store::at(c.path("repo")),
         parent: c.path("x"),
         victim: victim.clone(),
         paths,

@@ -5,9 +5,10 @@
 use samizdat::hash::sha256;
 use samizdat::keys::{KeyKind, SecretKey};
 use samizdat::meta::{Head, Snapshot};
-use samizdat::repo::Repo;
 use samizdat::sign::{Role, Signed};
-use samizdat::source::{self, DirSource};
+use samizdat::source;
+use samizdat::store::Store;
+use samizdat::store::Writer as Repo;
 use samizdat::trust::{self, Metadata};
 
 use crate::daemon::{Daemon, config};
@@ -20,8 +21,8 @@ fn forge_with_stolen_key(c: &Cli, stolen: &SecretKey, seq: u64, from_repo: &str,
         std::process::Command::new("cp").args(["-a", &c.s(from_repo), &c.s(out_repo)]).status().unwrap();
     assert!(status.success());
     std::fs::remove_file(c.path(out_repo).join("local/lock")).ok();
-    let src = DirSource::new(c.path(out_repo));
-    let anchor = samizdat::archive::source_anchor(&src).unwrap();
+    let src = Store::at(c.path(out_repo));
+    let anchor = samizdat::source::claimed_anchor(&src).unwrap();
     let cur = source::load_verified(&src, &anchor).unwrap();
     let now = trust::now();
     let snap = Snapshot {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use samizdat::fuzz::{TARGETS, fuzz_publisher};
 use samizdat::hash::sha256;
 use samizdat::meta::{Head, KeyEntry, Keyset, Snapshot};
-use samizdat::repo::Repo;
 use samizdat::sign::{Role, Signed};
+use samizdat::store::Writer as Repo;
 use samizdat::trust::{self, Metadata};
 
 fn corpus_dir(target: &str) -> PathBuf {

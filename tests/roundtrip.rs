@@ -82,10 +82,10 @@ proptest! {
         let publisher = Publisher::keygen(&dir.path().join("keys"), "prop", publish::DEFAULT_KEY_LIFETIME, false).unwrap();
         publish::bundle(&site, &publisher, &dir.path().join("repo"), &BundleOptions::default()).unwrap();
         samizdat::archive::export(&dir.path().join("repo"), &dir.path().join("b.szb"), None, 3).unwrap();
-        let target = samizdat::repo::Repo::open_or_create(&dir.path().join("imported")).unwrap();
+        let target = samizdat::store::Writer::open_or_create(&dir.path().join("imported")).unwrap();
         samizdat::archive::read(&dir.path().join("b.szb"), &publisher.anchor(), Some(&target)).unwrap();
         let out = dir.path().join("out");
-        samizdat::checkout::extract(&target.source(), &publisher.anchor(), &out).unwrap();
+        samizdat::checkout::extract(target.store(), &publisher.anchor(), &out).unwrap();
         let got = crate::cli::walk(&out);
         let want: Vec<(String, Vec<u8>)> = files.into_iter().collect();
         prop_assert_eq!(got, want);

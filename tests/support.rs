@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use samizdat::anchor::Anchor;
 use samizdat::hash::{object_hash, sha256};
-use samizdat::keys::{Anchor, KeyKind, SecretKey, SiteId};
+use samizdat::keys::{KeyKind, SecretKey, SiteId};
+use samizdat::layout::RepoFile;
 use samizdat::meta::{Entry, EntryKind, Head, KeyEntry, Keyset, Root, Snapshot, Tree, TreeRef};
-use samizdat::repo::Repo;
 use samizdat::sign::{Role, Signed};
+use samizdat::store::Writer as Repo;
 use samizdat::trust::{self, Metadata, Verified};
 
 /// The output of one run of the `samizdat` binary.
@@ -213,7 +215,7 @@ impl Forge {
         let mut bytes = 0;
         for (path, content) in files {
             let h = object_hash(content);
-            repo.put(&format!("objects/{}/{}", &h.to_hex()[..2], h.to_hex()), content).unwrap();
+            repo.put(RepoFile::Object(h), content).unwrap();
             bytes += content.len() as u64;
             let parts: Vec<&str> = path.split('/').collect();
             for i in 1..parts.len() {
@@ -247,7 +249,7 @@ impl Forge {
     pub fn put_tree(repo: &Repo, tree: &Tree) -> TreeRef {
         let b = tree.encode();
         let t = TreeRef { hash: sha256(&b), len: b.len() as u64 };
-        repo.put(&format!("trees/{}/{}", &t.hash.to_hex()[..2], t.hash.to_hex()), &b).unwrap();
+        repo.put(RepoFile::Tree(t.hash), &b).unwrap();
         t
     }
 
@@ -264,14 +266,13 @@ impl Forge {
     /// Publishes raw metadata to `repo` without verifying it (a hostile writer).
     pub fn publish_unchecked(repo: &Repo, meta: &Metadata) {
         for (i, r) in meta.roots.iter().enumerate() {
-            std::fs::write(repo.path(&format!("roots/{}.root", i + 1)), r).unwrap();
+            std::fs::write(repo.path(RepoFile::Root(i as u64 + 1)), r).unwrap();
         }
         let kenv = Signed::decode(&meta.keyset, Role::Keyset).unwrap();
         let ks = Keyset::decode(&kenv.body).unwrap();
-        std::fs::write(repo.path(&format!("keysets/{}.keyset", ks.version)), &meta.keyset).unwrap();
+        std::fs::write(repo.path(RepoFile::Keyset(ks.version)), &meta.keyset).unwrap();
         let senv = Signed::decode(&meta.snapshot, Role::Snapshot).unwrap();
-        std::fs::write(repo.path(&format!("snapshots/{}.snap", sha256(&senv.body).to_hex())), &meta.snapshot)
-            .unwrap();
-        std::fs::write(repo.path("head"), &meta.head).unwrap();
+        std::fs::write(repo.path(RepoFile::Snapshot(sha256(&senv.body))), &meta.snapshot).unwrap();
+        std::fs::write(repo.path(RepoFile::Head), &meta.head).unwrap();
     }
 }

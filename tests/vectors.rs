@@ -14,13 +14,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use samizdat::Error;
+use samizdat::anchor::Anchor;
 use samizdat::archive;
 use samizdat::hash::{BLOCK, ContentHash, object_hash, sha256};
-use samizdat::keys::{Anchor, KeyKind, PublicKey, SecretKey, fingerprint};
+use samizdat::keys::{KeyKind, PublicKey, SecretKey, fingerprint};
+use samizdat::layout::RepoFile;
 use samizdat::meta::{Entry, EntryKind, Head, KeyEntry, Keyset, Revoked, Root, Snapshot, Tree, TreeRef};
-use samizdat::repo::Repo;
 use samizdat::sign::{Role, Signed, signing_input};
-use samizdat::source::{self, DirSource};
+use samizdat::source;
+use samizdat::store::Store;
+use samizdat::store::Writer as Repo;
 use samizdat::trust::{self, Advance, Metadata, Verified};
 
 /// Base time of every document: 2023-11-14T22:13:20Z.
@@ -111,7 +114,7 @@ fn put_site(repo: &Repo, seq: u64) -> (TreeRef, Trees, Files) {
     let mut files = Vec::new();
     for (path, data, media) in site(seq) {
         let h = object_hash(&data);
-        repo.put(&object_rel(&h), &data).unwrap();
+        repo.put(RepoFile::Object(h), &data).unwrap();
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         dirs.entry(dir.to_string()).or_default().push(Entry {
             name: name.to_string(),
@@ -128,7 +131,7 @@ fn put_site(repo: &Repo, seq: u64) -> (TreeRef, Trees, Files) {
         entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
         let bytes = Tree { entries }.encode();
         let t = TreeRef { hash: sha256(&bytes), len: bytes.len() as u64 };
-        repo.put(&tree_rel(&t.hash), &bytes).unwrap();
+        repo.put(RepoFile::Tree(t.hash), &bytes).unwrap();
         dirs.get_mut("").unwrap().push(Entry { name: d.clone(), kind: EntryKind::Dir(t) });
         trees.insert(d, (t, bytes));
     }
@@ -136,7 +139,7 @@ fn put_site(repo: &Repo, seq: u64) -> (TreeRef, Trees, Files) {
     entries.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
     let bytes = Tree { entries }.encode();
     let root = TreeRef { hash: sha256(&bytes), len: bytes.len() as u64 };
-    repo.put(&tree_rel(&root.hash), &bytes).unwrap();
+    repo.put(RepoFile::Tree(root.hash), &bytes).unwrap();
     trees.insert(String::new(), (root, bytes));
     (root, trees, files)
 }
@@ -510,8 +513,8 @@ fn negatives(b: &Built) -> Vec<Negative> {
 // Verification of a repository directory with the library's reader.
 
 /// Verifies the metadata, every tree and every object, like `samizdat verify`.
-fn verify_repo(dir: &Path, anchor: &Anchor) -> Result<(Verified, source::Listing), Error> {
-    let src = DirSource::new(dir);
+fn verify_repo(dir: &Path, anchor: &Anchor) -> Result<(Verified, samizdat::walk::Listing), Error> {
+    let src = Store::at(dir);
     let v = source::load_verified(&src, anchor)?;
     let listing = source::list(&src, &v.snapshot)?;
     for f in &listing.files {
@@ -882,7 +885,7 @@ fn damaged_bundles_are_rejected() {
     let other = Anchor { site: sha256(b"another publisher"), genesis: None };
     assert!(matches!(
         archive::read(&vectors_dir().join("bundles/full-2.szb"), &other, None),
-        Err(Error::Verify { .. })
+        Err(Error::WrongPublisher { .. })
     ));
 }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::anchor::Anchor;
 use crate::error::{Error, Result};
-use crate::keys::Anchor;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,8 +96,8 @@ pub struct Limits {
 
 impl Limits {
     /// The limits on what a store accepts, for bundle readers.
-    pub fn store(&self) -> crate::archive::StoreLimits {
-        crate::archive::StoreLimits { max_objects: self.max_objects, max_object_size: self.max_object_size }
+    pub fn store(&self) -> crate::store::StoreLimits {
+        crate::store::StoreLimits { max_objects: self.max_objects, max_object_size: self.max_object_size }
     }
 }
 

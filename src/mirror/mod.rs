@@ -7,15 +7,12 @@
 
 pub mod config;
 mod page;
-pub mod range;
 mod serve;
-mod stall;
 pub mod sync;
 mod tls;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -24,10 +21,13 @@ use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
 use crate::keys::fingerprint;
-use crate::repo::Repo;
-use crate::source::{self, FileRef};
+use crate::source;
+use crate::store::{Store, Writer};
+use crate::target::Target;
 use crate::trust::Verified;
+use crate::walk::FileRef;
 pub use config::Config;
+pub use serve::range;
 pub use serve::site_path as serve_path;
 
 /// What a site serves right now: one verified snapshot and its path index.
@@ -66,10 +66,11 @@ pub struct SyncStatus {
 pub struct Site {
     pub config: config::SiteConfig,
     pub fingerprint: String,
-    pub dir: PathBuf,
+    /// The site's repository, read side: what is served comes from here.
+    pub store: Store,
     /// The site's repository, the only writer. A std mutex: it is locked only
     /// on the blocking pool (sync, push, GC), never across an `.await`.
-    repo: Mutex<Repo>,
+    repo: Mutex<Writer>,
     /// The served snapshot; swapped whole after each publish. Readers clone
     /// the `Arc` and release the lock at once.
     served: RwLock<Option<Arc<Served>>>,
@@ -92,12 +93,12 @@ impl Site {
     }
 
     /// Re-reads the repository's head and swaps the served snapshot.
-    fn reload(&self, repo: &Repo) -> Result<()> {
+    fn reload(&self, repo: &Writer) -> Result<()> {
         let Some(v) = repo.current(&self.config.anchor)? else { return Ok(()) };
         if self.served().is_some_and(|s| s.verified.raw.head == v.raw.head) {
             return Ok(());
         }
-        let listing = source::list(&repo.source(), &v.snapshot)?;
+        let listing = source::list(repo.store(), &v.snapshot)?;
         let index = listing.files.into_iter().map(|f| (f.path.clone(), f)).collect();
         let seq = v.snapshot.seq;
         *self.served.write().unwrap_or_else(|p| p.into_inner()) =
@@ -136,8 +137,9 @@ struct Inner {
     sites: Vec<Arc<Site>>,
     metrics: Metrics,
     cache: serve::Cache,
-    /// The operator's cap on bytes per second fetched from upstreams.
-    upload_cap: Option<Arc<crate::ratelimit::RateLimit>>,
+    /// The one HTTP client for every upstream and round (with the
+    /// operator's cap on bytes per second fetched from upstreams).
+    client: crate::http::Client,
     /// At most two bundles are generated at once (CPU for compression).
     bundle_slots: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
@@ -151,11 +153,11 @@ impl Mirror {
         for sc in &config.sites {
             let fp = fingerprint(&sc.anchor.site);
             let dir = config.data_dir.join("sites").join(&fp);
-            let repo = Repo::open_or_create(&dir)?;
+            let repo = Writer::open_or_create(&dir)?;
             let site = Site {
                 config: sc.clone(),
                 fingerprint: fp,
-                dir,
+                store: repo.store().clone(),
                 served: RwLock::new(None),
                 status: Mutex::new(SyncStatus {
                     upstreams: sc
@@ -178,8 +180,15 @@ impl Mirror {
             }
             sites.push(Arc::new(site));
         }
-        let upload_cap =
-            config.limits.upload_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
+        let limits = &config.limits;
+        let client = crate::http::Client::new(&crate::http::FetchOptions {
+            tls_mismatch: crate::http::TlsMismatch::WarnAndContinue,
+            connect_timeout: limits.upstream_idle_timeout,
+            idle_timeout: limits.upstream_idle_timeout,
+            min_rate: limits.upstream_min_rate,
+            ca_file: None,
+            rate_cap: limits.upload_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r))),
+        })?;
         Ok(Mirror {
             inner: Arc::new(Inner {
                 config,
@@ -187,7 +196,7 @@ impl Mirror {
                 metrics: Metrics::default(),
                 cache: serve::Cache::new(8 << 20),
                 bundle_slots: Arc::new(tokio::sync::Semaphore::new(2)),
-                upload_cap,
+                client,
                 started: SystemTime::now(),
             }),
         })
@@ -227,18 +236,10 @@ impl Mirror {
         for url in order {
             let now = SystemTime::now();
             let mut seen = None;
-            let limits = &self.config().limits;
-            let fetch = crate::http::FetchOptions {
-                tls_mismatch: crate::http::TlsMismatch::WarnAndContinue,
-                connect_timeout: limits.upstream_idle_timeout,
-                idle_timeout: limits.upstream_idle_timeout,
-                min_rate: limits.upstream_min_rate,
-                ca_file: None,
-                rate_cap: self.inner.upload_cap.clone(),
-            };
-            let result = sync::open_upstream(&url, &site.config.anchor, &fetch).and_then(|up| {
-                sync::sync_from(&repo, &site.config.anchor, &up, &self.config().limits, &mut seen)
-            });
+            let anchor = &site.config.anchor;
+            let result = Target::parse(&url)
+                .and_then(|t| t.open(anchor, &self.inner.client))
+                .and_then(|up| sync::sync_from(&repo, anchor, &up, &self.config().limits, &mut seen));
             let seen_seq = seen.as_ref().map(|v| v.snapshot.seq);
             site.update_status(|s| {
                 s.last_attempt = Some(now);
@@ -263,7 +264,7 @@ impl Mirror {
                     Err(e) => entry.last_error = Some(e.to_string()),
                 }
                 if let Err(e) = &result {
-                    if e.to_string().contains("equivocation") {
+                    if e.is_equivocation() {
                         s.equivocation = Some(format!("{url}: {e}"));
                     }
                 }
@@ -287,7 +288,7 @@ impl Mirror {
                         tracing::error!(site = %site.fingerprint, error = %e, "reload after sync failed");
                     }
                     if updated {
-                        match sync::collect_garbage(&repo, &site.config.anchor, site.config.keep) {
+                        match repo.collect_garbage(&site.config.anchor, site.config.keep) {
                             Ok((n, bytes)) if n > 0 => {
                                 tracing::info!(site = %site.fingerprint, files = n, bytes, "garbage collected")
                             }
@@ -302,12 +303,14 @@ impl Mirror {
                 }
                 Err(e) => {
                     tracing::warn!(site = %site.fingerprint, upstream = %url, error = %e, "sync failed; still serving the last good snapshot");
-                    last_err = Some(Error::Fetch { url: url.clone(), reason: e.to_string() });
+                    last_err = Some(e.at(url.clone()));
                 }
             }
         }
         self.metrics().syncs_failed.fetch_add(1, Ordering::Relaxed);
-        let err = last_err.unwrap_or_else(|| Error::Usage("no upstreams configured".into()));
+        let err = last_err.unwrap_or_else(|| Error::NotFound {
+            what: "upstreams (none configured, and no signed mirror list yet)".into(),
+        });
         site.update_status(|s| s.last_error = Some(err.to_string()));
         Err(err)
     }
@@ -327,7 +330,7 @@ impl Mirror {
         let info = match info {
             Ok(i) => i,
             Err(e) => {
-                if e.to_string().contains("equivocation") {
+                if e.is_equivocation() {
                     site.update_status(|s| s.equivocation = Some(format!("push: {e}")));
                 }
                 return Err(e);
@@ -340,7 +343,7 @@ impl Mirror {
             )));
         }
         site.reload(&repo)?;
-        if let Err(e) = sync::collect_garbage(&repo, &site.config.anchor, site.config.keep) {
+        if let Err(e) = repo.collect_garbage(&site.config.anchor, site.config.keep) {
             tracing::warn!(site = %site.fingerprint, error = %e, "garbage collection failed");
         }
         Ok(info.verified.snapshot.seq)
@@ -406,7 +409,9 @@ pub async fn run(
     }
     let tls = match (&listeners.https, &mirror.config().tls) {
         (Some(_), Some(src)) => Some(tls::acceptor(src, &mirror.config().data_dir)?),
-        (Some(_), None) => return Err(Error::Usage("an HTTPS listener needs a [tls] table".into())),
+        (Some(_), None) => {
+            return Err(Error::config("mirror configuration", "an HTTPS listener needs a [tls] table"));
+        }
         _ => None,
     };
     let graceful = Arc::new(hyper_util::server::graceful::GracefulShutdown::new());
@@ -435,8 +440,8 @@ pub async fn run(
     tracing::info!("shutting down: no new connections; draining for at most {} s", drain.as_secs());
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
-    let graceful = Arc::try_unwrap(graceful).map_err(|_| Error::Usage("connections still referenced".into()));
-    if let Ok(g) = graceful {
+    // Every accept loop has ended, so this is the last reference.
+    if let Ok(g) = Arc::try_unwrap(graceful) {
         if tokio::time::timeout(drain, g.shutdown()).await.is_err() {
             tracing::warn!("drain deadline passed; closing remaining connections");
         }

@@ -17,22 +17,23 @@ pub fn acceptor(src: &TlsSource, data_dir: &Path) -> Result<tokio_rustls::TlsAcc
         TlsSource::SelfSigned => self_signed(data_dir)?,
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
-        .map_err(|e| Error::Usage(format!("{}: cannot read certificate: {e}", cert_path.display())))?
+        .map_err(|e| Error::config(cert_path.display().to_string(), format!("cannot read certificate: {e}")))?
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Usage(format!("{}: bad PEM certificate: {e}", cert_path.display())))?;
+        .map_err(|e| Error::config(cert_path.display().to_string(), format!("bad PEM certificate: {e}")))?;
     if certs.is_empty() {
-        return Err(Error::Usage(format!("{}: no certificate in the file", cert_path.display())));
+        return Err(Error::config(cert_path.display().to_string(), "no certificate in the file"));
     }
-    let key = PrivateKeyDer::from_pem_file(&key_path)
-        .map_err(|e| Error::Usage(format!("{}: cannot read private key: {e}", key_path.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+        Error::config(key_path.display().to_string(), format!("cannot read private key: {e}"))
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Usage(format!("TLS setup failed: {e}")))?
+        .map_err(|e| Error::Environment(format!("TLS setup failed: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| {
-            Error::Usage(format!("{}: certificate and key do not match: {e}", cert_path.display()))
+            Error::config(cert_path.display().to_string(), format!("certificate and key do not match: {e}"))
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
@@ -47,7 +48,7 @@ fn self_signed(data_dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBu
     }
     crate::fsutil::mkdirs(&dir)?;
     let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .map_err(|e| Error::Usage(format!("cannot make a self-signed certificate: {e}")))?;
+        .map_err(|e| Error::Environment(format!("cannot make a self-signed certificate: {e}")))?;
     crate::fsutil::write_atomic(&key, ck.signing_key.serialize_pem().as_bytes(), 0o600)?;
     crate::fsutil::write_atomic(&cert, ck.cert.pem().as_bytes(), 0o644)?;
     tracing::info!(cert = %cert.display(), "made a self-signed TLS certificate");

@@ -1,0 +1,180 @@
+//! Writing a bundle: the newest snapshot, or a delta since an older one.
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::format::{
+    self, T_BASE, T_END, T_HEAD, T_KEYSET, T_OBJECT, T_ROOT, T_SNAPSHOT, T_TREE, WINDOW_LOG_MAX,
+};
+use crate::error::{Error, IoContext, Result};
+use crate::layout::RepoFile;
+use crate::source::{self, Source};
+use crate::store::{Store, Writer};
+use crate::trust::Verified;
+
+/// What an export wrote.
+#[derive(Debug)]
+pub struct ExportReport {
+    pub seq: u64,
+    pub since: Option<u64>,
+    pub trees: u64,
+    pub objects: u64,
+    pub object_bytes: u64,
+    pub file_bytes: u64,
+}
+
+/// Writes the repository's newest snapshot (or the part new since `since`) to
+/// `out`, through a temporary file that is renamed into place when complete.
+/// Only reads the repository, so it needs no lock and may run during a bundle.
+pub fn export(repo_path: &Path, out: &Path, since: Option<u64>, level: i32) -> Result<ExportReport> {
+    let src = Store::open(repo_path)?;
+    let anchor = source::claimed_anchor(&src)?;
+    let v = match source::load_verified(&src, &anchor) {
+        Err(Error::NotFound { .. }) => {
+            return Err(Error::Usage(format!("{}: nothing published yet", repo_path.display())));
+        }
+        r => r?,
+    };
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new().prefix(".samizdat-export-").tempfile_in(dir).at(dir)?;
+    let w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+    // A write that fails (full disk) names the output, not the temporary file.
+    let (report, w) =
+        write_bundle(&src, &v, since, w, level, workers, WINDOW_LOG_MAX).map_err(|e| match e {
+            Error::Io { source, .. } if source.kind() != std::io::ErrorKind::NotFound => {
+                Error::io(out, source)
+            }
+            e => e,
+        })?;
+    w.into_inner().map_err(|err| Error::io(out, err.into_error()))?.sync_all().at(out)?;
+    set_public(tmp.as_file(), out)?;
+    tmp.persist(out).map_err(|err| Error::io(out, err.error))?;
+    Ok(report)
+}
+
+/// Streams a bundle of `v` (or a delta since `since`) from `src` into `w`.
+/// Returns the writer after the zstd frame is finished.
+pub fn write_bundle<W: Write>(
+    src: &dyn Source,
+    v: &Verified,
+    since: Option<u64>,
+    w: W,
+    level: i32,
+    workers: u32,
+    window_log: u32,
+) -> Result<(ExportReport, W)> {
+    let mut base_trees = HashSet::new();
+    let mut base_objects = HashSet::new();
+    let mut base = None;
+    if let Some(seq) = since {
+        if seq >= v.snapshot.seq {
+            return Err(Error::Usage(format!(
+                "--since {seq}: the newest snapshot is seq {}; nothing to export",
+                v.snapshot.seq
+            )));
+        }
+        let (snap, id) = source::find_seq(src, v, seq)?;
+        let listing = source::list(src, &snap)?;
+        base_trees.extend(listing.trees.iter().map(|(t, _)| t.hash));
+        base_objects.extend(listing.files.iter().map(|f| f.hash));
+        base = Some((seq, id));
+    }
+    let listing = source::list(src, &v.snapshot)?;
+    let name = format!("bundle of {}", src.name());
+    let e = |err: std::io::Error| Error::io(&name, err);
+
+    let mut w = w;
+    format::write_header(&mut w).map_err(e)?;
+    let mut z = zstd::stream::write::Encoder::new(w, level).map_err(e)?;
+    // Multithreading and a long window: site HTML repeats across files, and one
+    // stream with a 128 MiB window finds those repeats (what `tar | zstd` gets).
+    if workers > 1 {
+        let _ = z.multithread(workers);
+    }
+    // Long-distance matching pays off with the exporter's 128 MiB window;
+    // a mirror streaming to peers (a smaller window) saves the CPU instead.
+    let window_log = window_log.clamp(10, WINDOW_LOG_MAX);
+    let _ = z.long_distance_matching(window_log >= WINDOW_LOG_MAX);
+    let _ = z.window_log(window_log);
+    let mut report = ExportReport {
+        seq: v.snapshot.seq,
+        since,
+        trees: 0,
+        objects: 0,
+        object_bytes: 0,
+        file_bytes: v.snapshot.bytes,
+    };
+
+    if let Some((seq, id)) = base {
+        z.write_all(&[T_BASE]).map_err(e)?;
+        z.write_all(&seq.to_be_bytes()).map_err(e)?;
+        z.write_all(id.as_bytes()).map_err(e)?;
+    }
+    for r in &v.raw.roots {
+        format::write_doc(&mut z, T_ROOT, r).map_err(e)?;
+    }
+    format::write_doc(&mut z, T_KEYSET, &v.raw.keyset).map_err(e)?;
+    format::write_doc(&mut z, T_SNAPSHOT, &v.raw.snapshot).map_err(e)?;
+    format::write_doc(&mut z, T_HEAD, &v.raw.head).map_err(e)?;
+
+    let mut done = HashSet::new();
+    for (t, dir) in &listing.trees {
+        if base_trees.contains(&t.hash) || !done.insert(t.hash) {
+            continue;
+        }
+        let bytes = src
+            .fetch(RepoFile::Tree(t.hash), t.len)?
+            .ok_or_else(|| Error::NotFound { what: format!("tree {} of /{dir}", t.hash) })?;
+        format::write_entry(&mut z, T_TREE, &t.hash, t.len).map_err(e)?;
+        z.write_all(&bytes).map_err(e)?;
+        report.trees += 1;
+    }
+    for f in listing.distinct_objects() {
+        if base_objects.contains(&f.hash) {
+            continue;
+        }
+        format::write_entry(&mut z, T_OBJECT, &f.hash, f.size).map_err(e)?;
+        // The object is hashed as it streams: a bundle never carries a
+        // damaged object, even from a damaged repository.
+        source::read_object(src, &f.hash, f.size, &mut |b| z.write_all(b).map_err(e))
+            .map_err(|err| err.at(format!("/{}", f.path)))?;
+        report.objects += 1;
+        report.object_bytes += f.size;
+    }
+    z.write_all(&[T_END]).map_err(e)?;
+    z.write_all(&report.trees.to_be_bytes()).map_err(e)?;
+    z.write_all(&report.objects.to_be_bytes()).map_err(e)?;
+    let w = z.finish().map_err(e)?;
+    Ok((report, w))
+}
+
+/// Writes `deltas/FROM-TO.szb` into `store`, from each of the `n` snapshots
+/// before `v` (those still stored) to `v`. Called before `v`'s head is
+/// published (and flushed with it), so a static host never names a snapshot
+/// whose deltas are still being written. Static hosts serve them as-is; a
+/// mirror at FROM fetches one file instead of every changed object.
+pub fn write_deltas(store: &Writer, v: &Verified, n: u64) -> Result<u64> {
+    let to = v.snapshot.seq;
+    let mut written = 0;
+    for from in to.saturating_sub(n).max(1)..to {
+        if source::find_seq(store.store(), v, from).is_err() {
+            continue;
+        }
+        let f = RepoFile::Delta { from, to };
+        let tmp = store.temp_file()?;
+        let w = BufWriter::new(tmp.as_file());
+        let (_, w) = write_bundle(store.store(), v, Some(from), w, 19, 2, WINDOW_LOG_MAX)?;
+        w.into_inner().map_err(|e| Error::io(store.path(f), e.into_error()))?;
+        store.install(tmp.into_temp_path(), f)?;
+        written += 1;
+    }
+    Ok(written)
+}
+
+/// Mode 0644: bundles are public and often served by a web server as-is.
+fn set_public(f: &std::fs::File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644)).at(path)
+}

@@ -1,0 +1,180 @@
+//! The reader's subcommands: verify, extract, import, fingerprint.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+use samizdat::anchor::Anchor;
+use samizdat::http::{Client, FetchOptions};
+use samizdat::keys::fingerprint;
+use samizdat::mirrors::{self, Attempt};
+use samizdat::store::Writer;
+use samizdat::target::Target;
+use samizdat::trust::{fmt_age, fmt_time, freshness, now};
+use samizdat::{archive, checkout};
+
+use crate::{load_anchor, print_freshness};
+
+#[derive(Args)]
+pub struct Verify {
+    target: String,
+    /// Publisher key: a .pub file or a fingerprint.
+    #[arg(long)]
+    trust: String,
+    /// Extra CA certificate (PEM) to trust for https.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+impl Verify {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let anchor = load_anchor(&self.trust)?;
+        let target = Target::parse(&self.target)?;
+        let (v, files, bytes, objects, failures) = if let Target::Bundle(file) = &target {
+            let info = archive::read(file, &anchor, None)?;
+            let v = info.verified;
+            (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
+        } else {
+            let client = Client::new(&FetchOptions { ca_file: self.ca, ..Default::default() })?;
+            let r = with_fallback(&self.target, &anchor, |t| {
+                let repo = Target::parse(t)?.open(&anchor, &client)?;
+                Ok(checkout::verify(repo.source(), &anchor, &|_| {})?)
+            })?;
+            (r.verified, r.files, r.bytes, r.objects, r.failures)
+        };
+        mirrors::remember(&v);
+        let f = freshness(&v, now());
+        println!("publisher: {} ({})", v.roots[0].name, fingerprint(&v.site));
+        println!("snapshot:  seq {} id {}", v.snapshot.seq, v.snapshot_id);
+        println!("created:   {} (age {})", fmt_time(v.snapshot.created), fmt_age(f.age));
+        println!("keys:      root version {}, keyset version {}", v.roots.len(), v.keyset.version);
+        print_freshness(&v);
+        if !failures.is_empty() {
+            for fail in &failures {
+                eprintln!("samizdat: FAILED /{}: {}", fail.paths.join(", /"), fail.error);
+            }
+            eprintln!("samizdat: verification FAILED: {} of {objects} objects bad", failures.len());
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("content:   {files} files, {bytes} bytes, {objects} distinct objects: all verified");
+        println!("OK");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct Extract {
+    target: String,
+    #[arg(long)]
+    trust: String,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    ca: Option<PathBuf>,
+}
+
+impl Extract {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let anchor = load_anchor(&self.trust)?;
+        let out = &self.out;
+        let (v, n) = match Target::parse(&self.target)? {
+            Target::Bundle(file) => {
+                let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+                let (_tmp, repo, _) = checkout::unpack_bundle(&file, &anchor, parent)?;
+                checkout::extract(repo.store(), &anchor, out)?
+            }
+            _ => {
+                let client = Client::new(&FetchOptions { ca_file: self.ca, ..Default::default() })?;
+                with_fallback(&self.target, &anchor, |t| {
+                    let repo = Target::parse(t)?.open(&anchor, &client)?;
+                    Ok(checkout::extract(repo.source(), &anchor, out)?)
+                })?
+            }
+        };
+        mirrors::remember(&v);
+        println!("extracted seq {} ({n} files) to {}", v.snapshot.seq, out.display());
+        print_freshness(&v);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct Import {
+    /// A bundle file, or the URL of a mirror or repository to pull from.
+    file: String,
+    #[arg(long)]
+    repo: PathBuf,
+    /// Publisher key: a .pub file or a fingerprint.
+    #[arg(long)]
+    trust: String,
+}
+
+impl Import {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let anchor = load_anchor(&self.trust)?;
+        let target = Writer::open_or_create(&self.repo)?;
+        let source = Target::parse(&self.file)?;
+        if source.is_url() {
+            // Pull from a mirror or repository: the mirror's own sync path.
+            let limits = samizdat::mirror::config::Limits::default();
+            let client = Client::new(&FetchOptions::default())?;
+            let outcome = with_fallback(&self.file, &anchor, |url| {
+                let up = Target::parse(url)?.open(&anchor, &client)?;
+                let mut seen = None;
+                Ok(samizdat::mirror::sync::sync_from(&target, &anchor, &up, &limits, &mut seen)?)
+            })?;
+            println!("{outcome}");
+            if let Some(v) = target.current(&anchor)? {
+                mirrors::remember(&v);
+                print_freshness(&v);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let info = archive::read(Path::new(&self.file), &anchor, Some(&target))?;
+        if info.already_current {
+            println!("already at seq {}; nothing new imported", info.verified.snapshot.seq);
+        } else {
+            println!(
+                "imported seq {} ({} objects, {} bytes new)",
+                info.verified.snapshot.seq, info.objects, info.object_bytes
+            );
+        }
+        mirrors::remember(&info.verified);
+        print_freshness(&info.verified);
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+#[derive(Args)]
+pub struct Fingerprint {
+    pub_file: PathBuf,
+}
+
+impl Fingerprint {
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        let a = load_anchor(&self.pub_file.display().to_string())?;
+        println!("{}", fingerprint(&a.site));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// [`mirrors::with_fallback`], telling the user what it tries.
+fn with_fallback<T>(
+    target: &str,
+    anchor: &Anchor,
+    f: impl Fn(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut tried_mirrors = false;
+    mirrors::with_fallback(target, anchor, f, |a| match a {
+        Attempt::Failed { target, error } => eprintln!("samizdat: {target} failed: {error:#}"),
+        Attempt::Trying { mirror } => {
+            tried_mirrors = true;
+            eprintln!("samizdat: trying mirror {mirror} (from the publisher's signed mirror list)");
+        }
+    })
+    .map_err(|e| {
+        if tried_mirrors { e.context("every mirror in the publisher's signed list failed too") } else { e }
+    })
+}

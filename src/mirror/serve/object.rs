@@ -1,0 +1,208 @@
+//! Answering with one stored object: conditional, ranged and compressed as asked.
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+
+use super::body::{Body, text};
+use super::cache::CACHE_ENTRY_MAX;
+use super::encoding::{Enc, compress, compressible, negotiate};
+use super::range::{self, RangeAnswer};
+use crate::hash::ContentHash;
+use crate::layout::RepoFile;
+use crate::mirror::{Mirror, Site};
+use crate::store::Store;
+
+/// Answers with one object: conditional, ranged and compressed as asked.
+#[allow(clippy::too_many_arguments)] // all are per-request facts; a struct would only rename them
+pub async fn respond(
+    m: &Mirror,
+    site: &Site,
+    hash: &ContentHash,
+    size: u64,
+    media: &str,
+    headers: &HeaderMap,
+    head_only: bool,
+    negotiate_encoding: bool,
+) -> Response<Body> {
+    let header_str = |n: header::HeaderName| headers.get(n).and_then(|v| v.to_str().ok());
+    let range = header_str(header::RANGE);
+    let enc = if negotiate_encoding && range.is_none() && compressible(media, size) {
+        negotiate(header_str(header::ACCEPT_ENCODING))
+    } else {
+        Enc::Identity
+    };
+    let etag = match enc {
+        Enc::Identity => format!("\"{}\"", hash.to_hex()),
+        e => format!("\"{}.{}\"", hash.to_hex(), e.token()),
+    };
+    let mut base = Response::new(Body::empty());
+    {
+        let h = base.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(media) {
+            h.insert(header::CONTENT_TYPE, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            h.insert(header::ETAG, v);
+        }
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        if negotiate_encoding && compressible(media, size) {
+            h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+        }
+    }
+    if let Some(inm) = header_str(header::IF_NONE_MATCH) {
+        let hit = inm.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*");
+        if hit {
+            *base.status_mut() = StatusCode::NOT_MODIFIED;
+            return base;
+        }
+    }
+    let store = &site.store;
+    if enc != Enc::Identity {
+        match encoded(m, store, hash, enc, base, head_only).await {
+            Ok(r) => return r,
+            // Compression failed (object missing?): answer with identity.
+            Err(b) => base = b,
+        }
+    }
+    let ranges = match range.map(|r| range::parse(r, size)) {
+        None | Some(RangeAnswer::Full) => None,
+        Some(RangeAnswer::Unsatisfiable) => {
+            let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return r;
+        }
+        Some(RangeAnswer::Partial(rs)) => Some(rs),
+    };
+    // The whole object, from the cache or disk, when it is small enough to keep.
+    let data = match m.inner.cache.get(hash, Enc::Identity) {
+        Some(b) => Some(b),
+        None if size as usize <= CACHE_ENTRY_MAX => match read_whole(store, *hash).await {
+            Some(d) if d.len() as u64 == size => {
+                let b = Bytes::from(d);
+                m.inner.cache.put(*hash, Enc::Identity, b.clone());
+                Some(b)
+            }
+            _ => return unreadable(),
+        },
+        None => None,
+    };
+    let (start, end) = match ranges.as_deref() {
+        None => (0, size),
+        Some([r]) => {
+            *base.status_mut() = StatusCode::PARTIAL_CONTENT;
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{size}", r.start, r.end - 1)) {
+                base.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            (r.start, r.end)
+        }
+        Some(rs) => return multipart(store, hash, size, media, rs, data, base, head_only).await,
+    };
+    base.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if !head_only {
+        *base.body_mut() = match data {
+            Some(b) => Body::bytes(b.slice(start as usize..end as usize)),
+            None => match stream(store, *hash, start, end).await {
+                Some(b) => b,
+                None => return unreadable(),
+            },
+        };
+    }
+    base
+}
+
+/// The object compressed with `enc` (from the cache, or made and cached);
+/// `base` back if it cannot be made.
+async fn encoded(
+    m: &Mirror,
+    store: &Store,
+    hash: &ContentHash,
+    enc: Enc,
+    mut base: Response<Body>,
+    head_only: bool,
+) -> Result<Response<Body>, Response<Body>> {
+    let body = match m.inner.cache.get(hash, enc) {
+        Some(b) => b,
+        None => match read_whole(store, *hash).await.map(|d| compress(&d, enc)) {
+            Some(Ok(c)) => {
+                let b = Bytes::from(c);
+                m.inner.cache.put(*hash, enc, b.clone());
+                b
+            }
+            _ => return Err(base),
+        },
+    };
+    let h = base.headers_mut();
+    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc.token()));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len() as u64));
+    h.remove(header::ACCEPT_RANGES);
+    if !head_only {
+        *base.body_mut() = Body::bytes(body);
+    }
+    Ok(base)
+}
+
+/// Several ranges: one multipart/byteranges body, built in memory (at most
+/// [`range::MAX_RANGES`] parts, never overlapping, so never more than the object).
+#[allow(clippy::too_many_arguments)] // the request's facts, passed on from `respond`
+async fn multipart(
+    store: &Store,
+    hash: &ContentHash,
+    size: u64,
+    media: &str,
+    rs: &[range::ByteRange],
+    data: Option<Bytes>,
+    mut base: Response<Body>,
+    head_only: bool,
+) -> Response<Body> {
+    let boundary = format!("samizdat-{}", &hash.to_hex()[..16]);
+    let full = match data {
+        Some(b) => b,
+        None => match read_whole(store, *hash).await {
+            Some(d) => Bytes::from(d),
+            None => return unreadable(),
+        },
+    };
+    let mut out = Vec::new();
+    for r in rs {
+        out.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Type: {media}\r\nContent-Range: bytes {}-{}/{size}\r\n\r\n",
+                r.start,
+                r.end - 1
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&full[r.start as usize..r.end as usize]);
+    }
+    out.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    *base.status_mut() = StatusCode::PARTIAL_CONTENT;
+    let h = base.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&format!("multipart/byteranges; boundary={boundary}")) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len() as u64));
+    if !head_only {
+        *base.body_mut() = Body::bytes(out);
+    }
+    base
+}
+
+fn unreadable() -> Response<Body> {
+    text(StatusCode::INTERNAL_SERVER_ERROR, "stored object unreadable; the mirror will re-sync")
+}
+
+/// A whole stored object, read on the blocking pool.
+async fn read_whole(store: &Store, h: ContentHash) -> Option<Vec<u8>> {
+    let s = store.clone();
+    tokio::task::spawn_blocking(move || s.read_file(RepoFile::Object(h))).await.ok()?.ok()?
+}
+
+/// Bytes `start..end` of a stored object, streamed as the client takes them.
+async fn stream(store: &Store, h: ContentHash, start: u64, end: u64) -> Option<Body> {
+    let s = store.clone();
+    let f = tokio::task::spawn_blocking(move || s.open_file(RepoFile::Object(h))).await.ok()?.ok()?.0;
+    Body::file(f, start, end).ok()
+}
