@@ -177,6 +177,7 @@ fn a_snapshot_of_one_publisher_is_refused_under_another_publishers_key() {
     let a = Forge::new(1);
     let b = Forge::new(2);
     let meta = a.meta(&any_snapshot(&a), &[&a.signing]);
+    assert!(matches!(trust::verify(&b.anchor(), meta.clone()), Err(Error::WrongPublisher { .. })));
     let e = err_text(trust::verify(&b.anchor(), meta.clone()));
     assert!(e.contains("does not match the pinned publisher"), "{e}");
     // Mix-and-match: B's snapshot and head with A's roots and keyset.
@@ -282,6 +283,7 @@ fn a_keyset_rollback_is_refused() {
     let mut snap = any_snapshot(&forge);
     snap.seq = 9;
     let old = trust::verify(&forge.anchor(), forge.meta(&snap, &[&forge.signing])).unwrap();
+    assert!(matches!(check_advance(&cur, &old), Err(Error::Rollback(_))));
     let e = err_text(check_advance(&cur, &old));
     assert!(e.contains("keyset version 1 is older"), "{e}");
 }
@@ -294,6 +296,7 @@ fn two_snapshots_with_one_sequence_number_are_reported_as_equivocation() {
     other.root.hash = sha256(b"different");
     let b = trust::verify(&forge.anchor(), forge.meta(&other, &[&forge.signing])).unwrap();
     assert!(err_text(check_advance(&a, &b)).contains("equivocation"));
+    assert!(matches!(check_advance(&a, &b), Err(Error::Equivocation { .. })), "not typed as equivocation");
     assert_eq!(check_advance(&a, &a).unwrap(), Advance::Same);
 }
 
@@ -320,6 +323,7 @@ fn a_fast_forward_by_a_stolen_key_is_undone_by_rotation_without_re_pinning() {
     low.seq = 7;
     let low = trust::verify(&forge.anchor(), forge.meta(&low, &[&fresh])).unwrap();
     assert!(err_text(check_advance(&accepted, &low)).contains("rollback"));
+    assert!(matches!(check_advance(&accepted, &low), Err(Error::Rollback(_))));
     // And the thief cannot sign under the new keyset.
     let e = err_text(trust::verify(&forge.anchor(), forge.meta(&thief, &[&stolen])));
     assert!(e.contains("revoked"), "{e}");

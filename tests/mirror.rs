@@ -491,6 +491,9 @@ fn hundreds_of_idle_connections_do_not_starve_a_legitimate_reader() {
     });
     let r = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("the reader was starved");
     assert_eq!(r.body, b"<h1>hello</h1>");
+    // Each connection closed to make room is counted.
+    let rejected = crate::hostile::metric(&d, "samizdat_connections_rejected_total");
+    assert!(rejected >= 1, "connections closed to make room were not counted: {rejected}");
     drop(idle);
 }
 

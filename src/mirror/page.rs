@@ -235,6 +235,11 @@ pub fn metrics(m: &Mirror) -> String {
         c.bytes_sent.load(Ordering::Relaxed),
     );
     counter("connections_total", "Connections accepted.", c.connections_total.load(Ordering::Relaxed));
+    counter(
+        "connections_rejected_total",
+        "Connections closed before they were served: closed to make room at max_connections, or a failed or timed-out TLS handshake.",
+        c.connections_rejected.load(Ordering::Relaxed),
+    );
     counter("syncs_ok_total", "Successful sync rounds.", c.syncs_ok.load(Ordering::Relaxed));
     counter(
         "syncs_failed_total",
