@@ -204,5 +204,5 @@ async fn read_whole(store: &Store, h: ContentHash) -> Option<Vec<u8>> {
 async fn stream(store: &Store, h: ContentHash, start: u64, end: u64) -> Option<Body> {
     let s = store.clone();
     let f = tokio::task::spawn_blocking(move || s.open_file(RepoFile::Object(h))).await.ok()?.ok()?.0;
-    Body::file(f, start, end).ok()
+    Some(Body::file(f, start, end))
 }
