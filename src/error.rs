@@ -31,6 +31,9 @@ pub enum Error {
     /// A network fetch failed (connect, status, timeout, size cap).
     #[error("{url}: {reason}")]
     Fetch { url: String, reason: String },
+    /// A configuration file or value that cannot be used: the file (with line and column where known) and why.
+    #[error("{file}: {reason}")]
+    Config { file: String, reason: String },
     /// Wrong use: bad argument, wrong kind of file, existing output without --force.
     #[error("{0}")]
     Usage(String),

@@ -148,7 +148,7 @@ pub struct Config {
 }
 
 fn bad(file: &str, msg: impl std::fmt::Display) -> Error {
-    Error::Usage(format!("{file}: {msg}"))
+    Error::Config { file: file.to_string(), reason: msg.to_string() }
 }
 
 fn duration(file: &str, key: &str, v: &Option<String>, default: Duration) -> Result<Duration> {
@@ -193,8 +193,10 @@ fn addr(file: &str, key: &str, s: &str) -> Result<SocketAddr> {
 
 impl Config {
     /// Reads and validates a config file. Relative paths in it are relative to its directory.
+    ///
+    /// Every error, an unreadable file included, is [`Error::Config`].
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| bad(&path.display().to_string(), e))?;
         Self::parse(&text, path)
     }
 
@@ -360,6 +362,18 @@ mod tests {
         let e = Config::parse(text, Path::new("m.toml")).unwrap_err().to_string();
         assert!(e.contains("m.toml:3:"), "{e}");
         assert!(e.contains("listen_port") && e.contains("mirror.toml"), "{e}");
+    }
+
+    #[test]
+    fn every_config_error_is_the_config_variant() {
+        let p = Path::new("m.toml");
+        for text in ["listen = [", "listen = \"127.0.0.1:1\"\n", "data_dir = \"d\"\nlisten = \"nowhere\"\n"] {
+            let e = Config::parse(text, p).unwrap_err();
+            assert!(matches!(e, Error::Config { .. }), "{e:?}");
+        }
+        let missing = Config::load(Path::new("/nonexistent/samizdat-mirror.toml")).unwrap_err();
+        assert!(matches!(missing, Error::Config { .. }), "{missing:?}");
+        assert!(missing.to_string().starts_with("/nonexistent/samizdat-mirror.toml: "), "{missing}");
     }
 }
 
