@@ -9,18 +9,32 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::keys::Anchor;
 
+// The raw structs are what serde reads; `Config::validate` is the one step
+// from them to a `Config`. Values TOML has no type for (durations, sizes,
+// addresses) are parsed by the adapters in `de`, so a bad one is reported
+// with its key and position like any other TOML error.
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen: Option<String>,
-    listen_tls: Option<String>,
+    #[serde(default, deserialize_with = "de::opt_addr")]
+    listen: Option<SocketAddr>,
+    #[serde(default, deserialize_with = "de::opt_addr")]
+    listen_tls: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
-    poll_interval: Option<String>,
-    log_client_addresses: Option<bool>,
+    #[serde(default = "default_poll_interval", deserialize_with = "de::duration")]
+    poll_interval: Duration,
+    #[serde(default)]
+    log_client_addresses: bool,
     tls: Option<RawTls>,
-    limits: Option<RawLimits>,
+    #[serde(default)]
+    limits: RawLimits,
     #[serde(default)]
     site: Vec<RawSite>,
+}
+
+fn default_poll_interval() -> Duration {
+    Duration::from_secs(300)
 }
 
 #[derive(Deserialize)]
@@ -31,22 +45,54 @@ struct RawTls {
     self_signed: Option<bool>,
 }
 
+/// `[limits]`: every key is optional; a missing one keeps its [`Limits::default`].
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 struct RawLimits {
-    max_connections: Option<usize>,
-    header_timeout: Option<String>,
-    idle_timeout: Option<String>,
-    tls_handshake_timeout: Option<String>,
-    max_upload: Option<String>,
-    max_object_size: Option<String>,
-    max_objects: Option<u64>,
-    max_header_bytes: Option<String>,
+    max_connections: usize,
+    #[serde(deserialize_with = "de::duration")]
+    header_timeout: Duration,
+    #[serde(deserialize_with = "de::duration")]
+    idle_timeout: Duration,
+    #[serde(deserialize_with = "de::duration")]
+    tls_handshake_timeout: Duration,
+    #[serde(deserialize_with = "de::size")]
+    max_upload: u64,
+    #[serde(deserialize_with = "de::size")]
+    max_object_size: u64,
+    max_objects: u64,
+    #[serde(deserialize_with = "de::size")]
+    max_header_bytes: u64,
     requests_per_minute_per_client: Option<u64>,
-    upload_bytes_per_second: Option<String>,
-    download_bytes_per_second: Option<String>,
-    upstream_idle_timeout: Option<String>,
-    upstream_min_rate: Option<String>,
+    #[serde(deserialize_with = "de::opt_size")]
+    upload_bytes_per_second: Option<u64>,
+    #[serde(deserialize_with = "de::opt_size")]
+    download_bytes_per_second: Option<u64>,
+    #[serde(deserialize_with = "de::duration")]
+    upstream_idle_timeout: Duration,
+    #[serde(deserialize_with = "de::size")]
+    upstream_min_rate: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        let d = Limits::default();
+        RawLimits {
+            max_connections: d.max_connections,
+            header_timeout: d.header_timeout,
+            idle_timeout: d.idle_timeout,
+            tls_handshake_timeout: d.tls_handshake_timeout,
+            max_upload: d.max_upload,
+            max_object_size: d.max_object_size,
+            max_objects: d.max_objects,
+            max_header_bytes: d.max_header_bytes as u64,
+            requests_per_minute_per_client: d.requests_per_minute_per_client,
+            upload_bytes_per_second: d.upload_bytes_per_second,
+            download_bytes_per_second: d.download_bytes_per_second,
+            upstream_idle_timeout: d.upstream_idle_timeout,
+            upstream_min_rate: d.upstream_min_rate,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -60,6 +106,87 @@ struct RawSite {
     keep: Option<usize>,
     onion_location: Option<String>,
     accept_push: Option<bool>,
+}
+
+impl RawLimits {
+    fn validate(self, file: &str) -> Result<Limits> {
+        if self.max_connections == 0 {
+            return Err(bad(file, "limits.max_connections must be at least 1"));
+        }
+        let max_header_bytes = usize::try_from(self.max_header_bytes).unwrap_or(usize::MAX);
+        if max_header_bytes < 1024 {
+            return Err(bad(file, "limits.max_header_bytes must be at least 1KiB"));
+        }
+        Ok(Limits {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            tls_handshake_timeout: self.tls_handshake_timeout,
+            max_upload: self.max_upload,
+            max_object_size: self.max_object_size,
+            max_objects: self.max_objects,
+            max_header_bytes,
+            // 0 means unlimited, as leaving it out does.
+            requests_per_minute_per_client: self.requests_per_minute_per_client.filter(|&n| n > 0),
+            upload_bytes_per_second: self.upload_bytes_per_second,
+            download_bytes_per_second: self.download_bytes_per_second,
+            upstream_idle_timeout: self.upstream_idle_timeout,
+            upstream_min_rate: self.upstream_min_rate,
+        })
+    }
+}
+
+/// A TOML syntax or type error as `FILE:LINE:COL: KEY: message`, with a hint
+/// for unknown keys. `key` is the dotted path to the bad value ("." if none).
+fn toml_error(file: &str, text: &str, key: &str, e: &toml::de::Error) -> Error {
+    let (line, col) = e
+        .span()
+        .map(|sp| {
+            let before = &text[..sp.start.min(text.len())];
+            (before.matches('\n').count() + 1, before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1)
+        })
+        .unwrap_or((0, 0));
+    let hint = if e.message().contains("unknown field") {
+        " (see mirror-config/mirror.toml for every supported key)"
+    } else {
+        ""
+    };
+    let key = if key.is_empty() || key == "." { String::new() } else { format!("{key}: ") };
+    bad(&format!("{file}:{line}:{col}"), format!("{key}{}{hint}", e.message()))
+}
+
+/// serde adapters for durations, sizes and addresses. Each error names the
+/// bad value and shows examples; `Config::parse` adds the key and position.
+mod de {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    pub(super) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            D::Error::custom(format!("{s:?} is not a duration: {e} (examples: \"30s\", \"5m\", \"1h\")"))
+        })
+    }
+
+    pub(super) fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let s = String::deserialize(d)?;
+        super::parse_size(&s).ok_or_else(|| {
+            D::Error::custom(format!("{s:?} is not a size (examples: \"64KiB\", \"10MB\", \"1GiB\")"))
+        })
+    }
+
+    pub(super) fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        size(d).map(Some)
+    }
+
+    pub(super) fn opt_addr<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(Some).map_err(|e| {
+            D::Error::custom(format!("{s:?} is not an address: {e} (example: \"127.0.0.1:8080\")"))
+        })
+    }
 }
 
 /// Where the TLS certificate comes from.
@@ -151,44 +278,12 @@ fn bad(file: &str, msg: impl std::fmt::Display) -> Error {
     Error::Config { file: file.to_string(), reason: msg.to_string() }
 }
 
-fn duration(file: &str, key: &str, v: &Option<String>, default: Duration) -> Result<Duration> {
-    match v {
-        None => Ok(default),
-        Some(s) => humantime::parse_duration(s)
-            .map_err(|e| bad(file, format!("{key} = {s:?}: {e} (examples: \"30s\", \"5m\", \"1h\")"))),
-    }
-}
-
-/// Parses sizes such as `512`, `64KiB`, `10MB`, `1GiB`.
+/// Parses sizes such as `512`, `64KiB`, `10MB`, `1GiB`: a plain number is
+/// bytes, `KB`/`k` is 1000 and `KiB` 1024 (case-insensitive), as `bytesize`
+/// reads them. A size too large for 64 bits is `None`, not the largest size.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-fn size(file: &str, key: &str, v: &Option<String>, default: Option<u64>) -> Result<Option<u64>> {
-    match v {
-        None => Ok(default),
-        Some(s) => parse_size(s).map(Some).ok_or_else(|| {
-            bad(file, format!("{key} = {s:?}: not a size (examples: \"64KiB\", \"10MB\", \"1GiB\")"))
-        }),
-    }
-}
-
-fn addr(file: &str, key: &str, s: &str) -> Result<SocketAddr> {
-    s.parse().map_err(|e| bad(file, format!("{key} = {s:?}: {e} (example: \"127.0.0.1:8080\")")))
+    // bytesize saturates on overflow; a limit that overflowed is a typo, not "unlimited".
+    s.trim().parse::<bytesize::ByteSize>().ok().map(|b| b.as_u64()).filter(|&n| n != u64::MAX)
 }
 
 impl Config {
@@ -203,28 +298,20 @@ impl Config {
     /// Parses config text; `path` names the file in messages and anchors relative paths.
     pub fn parse(text: &str, path: &Path) -> Result<Config> {
         let file = path.display().to_string();
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|sp| {
-                    let before = &text[..sp.start.min(text.len())];
-                    (before.matches('\n').count() + 1, sp.start - before.rfind('\n').map_or(0, |i| i + 1) + 1)
-                })
-                .unwrap_or((0, 0));
-            let hint = if e.message().contains("unknown field") {
-                " (see mirror-config/mirror.toml for every supported key)"
-            } else {
-                ""
-            };
-            bad(&format!("{file}:{line}:{col}"), format!("{}{hint}", e.message()))
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let doc = toml::Deserializer::parse(text).map_err(|e| toml_error(&file, text, ".", &e))?;
+        let raw: RawConfig = serde_path_to_error::deserialize(doc)
+            .map_err(|e| toml_error(&file, text, &e.path().to_string(), e.inner()))?;
+        Self::validate(raw, &file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// The one validation step from the raw structs to a `Config`; `base`
+    /// anchors relative paths.
+    fn validate(raw: RawConfig, file: &str, base: &Path) -> Result<Config> {
+        let file = file.to_string();
         let rel = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
 
-        let listen = raw.listen.as_deref().map(|s| addr(&file, "listen", s)).transpose()?;
-        let listen_tls = raw.listen_tls.as_deref().map(|s| addr(&file, "listen_tls", s)).transpose()?;
+        let RawConfig { listen, listen_tls, poll_interval, .. } = raw;
         let data_dir = rel(raw.data_dir.ok_or_else(|| bad(&file, "data_dir is required"))?);
-        let poll_interval = duration(&file, "poll_interval", &raw.poll_interval, Duration::from_secs(300))?;
         if poll_interval < Duration::from_millis(100) {
             return Err(bad(&file, "poll_interval must be at least 100ms"));
         }
@@ -244,49 +331,7 @@ impl Config {
         if listen_tls.is_some() && tls.is_none() {
             return Err(bad(&file, "listen_tls is set but there is no [tls] table"));
         }
-        let mut limits = Limits::default();
-        if let Some(l) = raw.limits {
-            let d = Limits::default();
-            limits.max_connections = l.max_connections.unwrap_or(d.max_connections);
-            if limits.max_connections == 0 {
-                return Err(bad(&file, "limits.max_connections must be at least 1"));
-            }
-            limits.header_timeout =
-                duration(&file, "limits.header_timeout", &l.header_timeout, d.header_timeout)?;
-            limits.idle_timeout = duration(&file, "limits.idle_timeout", &l.idle_timeout, d.idle_timeout)?;
-            limits.tls_handshake_timeout = duration(
-                &file,
-                "limits.tls_handshake_timeout",
-                &l.tls_handshake_timeout,
-                d.tls_handshake_timeout,
-            )?;
-            limits.upstream_idle_timeout = duration(
-                &file,
-                "limits.upstream_idle_timeout",
-                &l.upstream_idle_timeout,
-                d.upstream_idle_timeout,
-            )?;
-            limits.upstream_min_rate =
-                size(&file, "limits.upstream_min_rate", &l.upstream_min_rate, Some(d.upstream_min_rate))?
-                    .unwrap_or(0);
-            limits.max_upload =
-                size(&file, "limits.max_upload", &l.max_upload, Some(d.max_upload))?.unwrap_or(0);
-            limits.max_object_size =
-                size(&file, "limits.max_object_size", &l.max_object_size, Some(d.max_object_size))?
-                    .unwrap_or(0);
-            limits.max_objects = l.max_objects.unwrap_or(d.max_objects);
-            limits.max_header_bytes =
-                size(&file, "limits.max_header_bytes", &l.max_header_bytes, Some(d.max_header_bytes as u64))?
-                    .unwrap_or(0) as usize;
-            if limits.max_header_bytes < 1024 {
-                return Err(bad(&file, "limits.max_header_bytes must be at least 1KiB"));
-            }
-            limits.requests_per_minute_per_client = l.requests_per_minute_per_client.filter(|&n| n > 0);
-            limits.upload_bytes_per_second =
-                size(&file, "limits.upload_bytes_per_second", &l.upload_bytes_per_second, None)?;
-            limits.download_bytes_per_second =
-                size(&file, "limits.download_bytes_per_second", &l.download_bytes_per_second, None)?;
-        }
+        let limits = raw.limits.validate(&file)?;
         let mut sites = Vec::new();
         for (i, s) in raw.site.into_iter().enumerate() {
             let what = format!("site #{} (publisher {:?})", i + 1, s.publisher);
@@ -334,7 +379,7 @@ impl Config {
             listen_tls,
             data_dir,
             poll_interval,
-            log_client_addresses: raw.log_client_addresses.unwrap_or(false),
+            log_client_addresses: raw.log_client_addresses,
             tls,
             limits,
             sites,
@@ -352,7 +397,28 @@ mod tests {
         assert_eq!(parse_size("64KiB"), Some(65536));
         assert_eq!(parse_size("10MB"), Some(10_000_000));
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        // Every form the docs and tests use, with the meaning the docs give it.
+        for (s, n) in [
+            ("4KiB", 4096),
+            ("16KiB", 16384),
+            ("40KiB", 40960),
+            ("200KiB", 204_800),
+            ("1MB", 1_000_000),
+            ("1k", 1000),
+            ("1K", 1000),
+            ("1KB", 1000),
+            ("1kib", 1024),
+            ("2M", 2_000_000),
+            ("3MiB", 3 << 20),
+            ("1G", 1_000_000_000),
+            ("7b", 7),
+            ("0", 0),
+        ] {
+            assert_eq!(parse_size(s), Some(n), "{s}");
+        }
         assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("64XB"), None);
         assert_eq!(parse_size("99999999999999999999GiB"), None);
     }
 
@@ -362,6 +428,66 @@ mod tests {
         let e = Config::parse(text, Path::new("m.toml")).unwrap_err().to_string();
         assert!(e.contains("m.toml:3:"), "{e}");
         assert!(e.contains("listen_port") && e.contains("mirror.toml"), "{e}");
+    }
+
+    const MIN: &str = "listen = \"127.0.0.1:1\"\ndata_dir = \"d\"\n";
+    const SITE: &str =
+        "\n[[site]]\npublisher = \"sz1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n";
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(text, Path::new("m.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_values_name_the_key_the_value_and_examples_with_position() {
+        let e = parse_err(&format!("{MIN}[limits]\nheader_timeout = \"5x\"{SITE}"));
+        assert!(e.starts_with("m.toml:4:18: limits.header_timeout: \"5x\" is not a duration"), "{e}");
+        assert!(e.contains("\"30s\""), "{e}");
+        let e = parse_err(&format!("{MIN}[limits]\nmax_upload = \"lots\"{SITE}"));
+        assert!(e.starts_with("m.toml:4:14: limits.max_upload: \"lots\" is not a size"), "{e}");
+        assert!(e.contains("\"64KiB\""), "{e}");
+        let e = parse_err("listen = \"nowhere\"\n");
+        assert!(e.starts_with("m.toml:1:10: listen: \"nowhere\" is not an address"), "{e}");
+        assert!(e.contains("127.0.0.1:8080"), "{e}");
+        let e = parse_err(&format!("{MIN}[limits]\nmax_connections = \"many\"{SITE}"));
+        assert!(e.starts_with("m.toml:4:19: limits.max_connections: invalid type"), "{e}");
+        let e = parse_err(&format!("{MIN}[limits]\nmax_upload = \"99999999999999999999GiB\"{SITE}"));
+        assert!(e.contains("is not a size"), "{e}");
+    }
+
+    #[test]
+    fn limits_default_when_left_out_and_each_rule_holds() {
+        let c = Config::parse(&format!("{MIN}{SITE}"), Path::new("m.toml")).unwrap();
+        let d = Limits::default();
+        assert_eq!(c.limits.max_connections, d.max_connections);
+        assert_eq!(c.limits.header_timeout, d.header_timeout);
+        assert_eq!(c.limits.max_header_bytes, d.max_header_bytes);
+        assert_eq!(c.limits.upstream_min_rate, d.upstream_min_rate);
+        assert_eq!(c.poll_interval, Duration::from_secs(300));
+        let c = Config::parse(
+            &format!("{MIN}[limits]\nidle_timeout = \"2m\"\nmax_object_size = \"10MB\"\nrequests_per_minute_per_client = 0{SITE}"),
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.limits.max_object_size, 10_000_000);
+        assert_eq!(c.limits.requests_per_minute_per_client, None);
+        assert_eq!(c.limits.header_timeout, d.header_timeout);
+        for (extra, want) in [
+            ("[limits]\nmax_connections = 0", "m.toml: limits.max_connections must be at least 1"),
+            (
+                "[limits]\nmax_header_bytes = \"1000\"",
+                "m.toml: limits.max_header_bytes must be at least 1KiB",
+            ),
+            ("poll_interval = \"50ms\"", "m.toml: poll_interval must be at least 100ms"),
+            ("[tls]\nself_signed = true\ncert = \"c.pem\"", "m.toml: [tls] needs either"),
+            ("listen_tls = \"127.0.0.1:2\"", "m.toml: listen_tls is set but there is no [tls] table"),
+        ] {
+            let e = parse_err(&format!("{MIN}{extra}{SITE}"));
+            assert!(e.starts_with(want), "{extra}: {e}");
+        }
+        assert!(parse_err(MIN).starts_with("m.toml: no [[site]] tables"));
+        assert!(parse_err(&format!("data_dir = \"d\"{SITE}")).starts_with("m.toml: set `listen`"));
     }
 
     #[test]
