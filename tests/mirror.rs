@@ -392,7 +392,7 @@ fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
     // Syncing (from a plain HTTP repository) is held to 200 KiB/s...
     let server = crate::http::StaticServer::start(&c.path("repo"), None);
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let extra = "[limits]\nupload_bytes_per_second = \"200KiB\"\ndownload_bytes_per_second = \"200KiB\"";
+    let extra = "[limits]\nsync_bytes_per_second = \"200KiB\"\ndownload_bytes_per_second = \"200KiB\"";
     let start = std::time::Instant::now();
     let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[url], extra));
     d.wait_seq(1);
@@ -411,6 +411,16 @@ fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
         served >= std::time::Duration::from_millis(1500),
         "600 KB served in {served:?} despite a 200 KiB/s cap"
     );
+}
+
+#[test]
+fn the_old_name_of_the_sync_cap_still_works_and_the_daemon_warns_about_it() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let extra = "[limits]\nupload_bytes_per_second = \"10MB\"";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], extra));
+    d.wait_log("limits.upload_bytes_per_second is deprecated");
+    d.wait_seq(1);
 }
 
 #[test]

@@ -65,6 +65,9 @@ struct RawLimits {
     max_header_bytes: u64,
     requests_per_minute_per_client: Option<u64>,
     #[serde(deserialize_with = "de::opt_size")]
+    sync_bytes_per_second: Option<u64>,
+    /// The old name of `sync_bytes_per_second`, accepted with a warning.
+    #[serde(deserialize_with = "de::opt_size")]
     upload_bytes_per_second: Option<u64>,
     #[serde(deserialize_with = "de::opt_size")]
     download_bytes_per_second: Option<u64>,
@@ -87,7 +90,8 @@ impl Default for RawLimits {
             max_objects: d.max_objects,
             max_header_bytes: d.max_header_bytes as u64,
             requests_per_minute_per_client: d.requests_per_minute_per_client,
-            upload_bytes_per_second: d.upload_bytes_per_second,
+            sync_bytes_per_second: d.sync_bytes_per_second,
+            upload_bytes_per_second: None,
             download_bytes_per_second: d.download_bytes_per_second,
             upstream_idle_timeout: d.upstream_idle_timeout,
             upstream_min_rate: d.upstream_min_rate,
@@ -109,7 +113,25 @@ struct RawSite {
 }
 
 impl RawLimits {
-    fn validate(self, file: &str) -> Result<Limits> {
+    fn validate(self, file: &str, warnings: &mut Vec<String>) -> Result<Limits> {
+        let sync_bytes_per_second = match (self.sync_bytes_per_second, self.upload_bytes_per_second) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    file,
+                    "limits.upload_bytes_per_second and limits.sync_bytes_per_second are both set: \
+                     keep only limits.sync_bytes_per_second (the old name is deprecated)",
+                ));
+            }
+            (None, Some(old)) => {
+                warnings.push(
+                    "limits.upload_bytes_per_second is deprecated: it caps what syncs download; \
+                     rename it to limits.sync_bytes_per_second"
+                        .to_string(),
+                );
+                Some(old)
+            }
+            (new, None) => new,
+        };
         if self.max_connections == 0 {
             return Err(bad(file, "limits.max_connections must be at least 1"));
         }
@@ -128,7 +150,7 @@ impl RawLimits {
             max_header_bytes,
             // 0 means unlimited, as leaving it out does.
             requests_per_minute_per_client: self.requests_per_minute_per_client.filter(|&n| n > 0),
-            upload_bytes_per_second: self.upload_bytes_per_second,
+            sync_bytes_per_second,
             download_bytes_per_second: self.download_bytes_per_second,
             upstream_idle_timeout: self.upstream_idle_timeout,
             upstream_min_rate: self.upstream_min_rate,
@@ -211,8 +233,9 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Requests per minute one client address may make; `None` is unlimited.
     pub requests_per_minute_per_client: Option<u64>,
-    /// Cap on bytes per second received by sync and push; `None` is unlimited.
-    pub upload_bytes_per_second: Option<u64>,
+    /// Cap on bytes per second that syncs download from upstreams (all sites
+    /// together); `None` is unlimited. Pushes are bounded by `max_upload`.
+    pub sync_bytes_per_second: Option<u64>,
     /// Cap on bytes per second sent to readers; `None` is unlimited.
     pub download_bytes_per_second: Option<u64>,
     /// Longest silence from an upstream while fetching (slow-retrieval defence).
@@ -240,7 +263,7 @@ impl Default for Limits {
             max_objects: 1_000_000,
             max_header_bytes: 16 * 1024,
             requests_per_minute_per_client: None,
-            upload_bytes_per_second: None,
+            sync_bytes_per_second: None,
             download_bytes_per_second: None,
             upstream_idle_timeout: Duration::from_secs(20),
             upstream_min_rate: 4096,
@@ -272,6 +295,8 @@ pub struct Config {
     pub tls: Option<TlsSource>,
     pub limits: Limits,
     pub sites: Vec<SiteConfig>,
+    /// Problems that do not stop the mirror (deprecated keys); the daemon logs them at start.
+    pub warnings: Vec<String>,
 }
 
 fn bad(file: &str, msg: impl std::fmt::Display) -> Error {
@@ -331,7 +356,8 @@ impl Config {
         if listen_tls.is_some() && tls.is_none() {
             return Err(bad(&file, "listen_tls is set but there is no [tls] table"));
         }
-        let limits = raw.limits.validate(&file)?;
+        let mut warnings = Vec::new();
+        let limits = raw.limits.validate(&file, &mut warnings)?;
         let mut sites = Vec::new();
         for (i, s) in raw.site.into_iter().enumerate() {
             let what = format!("site #{} (publisher {:?})", i + 1, s.publisher);
@@ -383,6 +409,7 @@ impl Config {
             tls,
             limits,
             sites,
+            warnings,
         })
     }
 }
@@ -491,6 +518,30 @@ mod tests {
     }
 
     #[test]
+    fn the_old_name_of_sync_bytes_per_second_still_works_with_a_warning() {
+        let old = format!("{MIN}[limits]\nupload_bytes_per_second = \"1MB\"{SITE}");
+        let c = Config::parse(&old, Path::new("m.toml")).unwrap();
+        assert_eq!(c.limits.sync_bytes_per_second, Some(1_000_000));
+        assert_eq!(
+            c.warnings,
+            ["limits.upload_bytes_per_second is deprecated: it caps what syncs download; \
+              rename it to limits.sync_bytes_per_second"]
+        );
+        let new = format!("{MIN}[limits]\nsync_bytes_per_second = \"200KiB\"{SITE}");
+        let c = Config::parse(&new, Path::new("m.toml")).unwrap();
+        assert_eq!(c.limits.sync_bytes_per_second, Some(200 << 10));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let both = format!(
+            "{MIN}[limits]\nsync_bytes_per_second = \"1MB\"\nupload_bytes_per_second = \"1MB\"{SITE}"
+        );
+        let e = parse_err(&both);
+        assert!(
+            e.starts_with("m.toml: limits.upload_bytes_per_second and limits.sync_bytes_per_second"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn every_config_error_is_the_config_variant() {
         let p = Path::new("m.toml");
         for text in ["listen = [", "listen = \"127.0.0.1:1\"\n", "data_dir = \"d\"\nlisten = \"nowhere\"\n"] {
@@ -540,7 +591,7 @@ mod example {
             "max_objects",
             "max_header_bytes",
             "requests_per_minute_per_client",
-            "upload_bytes_per_second",
+            "sync_bytes_per_second",
             "download_bytes_per_second",
             "upstream_idle_timeout",
             "upstream_min_rate",

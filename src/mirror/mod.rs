@@ -137,7 +137,7 @@ struct Inner {
     metrics: Metrics,
     cache: serve::Cache,
     /// The operator's cap on bytes per second fetched from upstreams.
-    upload_cap: Option<Arc<crate::ratelimit::RateLimit>>,
+    sync_cap: Option<Arc<crate::ratelimit::RateLimit>>,
     /// At most two bundles are generated at once (CPU for compression).
     bundle_slots: Arc<tokio::sync::Semaphore>,
     started: SystemTime,
@@ -178,8 +178,11 @@ impl Mirror {
             }
             sites.push(Arc::new(site));
         }
-        let upload_cap =
-            config.limits.upload_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
+        for w in &config.warnings {
+            tracing::warn!("config: {w}");
+        }
+        let sync_cap =
+            config.limits.sync_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r)));
         Ok(Mirror {
             inner: Arc::new(Inner {
                 config,
@@ -187,7 +190,7 @@ impl Mirror {
                 metrics: Metrics::default(),
                 cache: serve::Cache::new(8 << 20),
                 bundle_slots: Arc::new(tokio::sync::Semaphore::new(2)),
-                upload_cap,
+                sync_cap,
                 started: SystemTime::now(),
             }),
         })
@@ -234,7 +237,7 @@ impl Mirror {
                 idle_timeout: limits.upstream_idle_timeout,
                 min_rate: limits.upstream_min_rate,
                 ca_file: None,
-                rate_cap: self.inner.upload_cap.clone(),
+                rate_cap: self.inner.sync_cap.clone(),
             };
             let result = sync::open_upstream(&url, &site.config.anchor, &fetch).and_then(|up| {
                 sync::sync_from(&repo, &site.config.anchor, &up, &self.config().limits, &mut seen)
