@@ -269,6 +269,22 @@ fn a_malformed_config_names_the_file_line_and_key() {
 }
 
 #[test]
+fn mirror_flags_are_checked_and_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m.toml");
+    let pubkey = "sz1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    std::fs::write(&cfg, config(&dir.path().join("m"), pubkey, &[], "")).unwrap();
+    let r = samizdat(["mirror", "--config", &p(&cfg), "--listen", "nowhere"]).fails_with("--listen");
+    assert!(r.stderr.contains("nowhere") && r.stderr.contains("127.0.0.1:8080"), "{}", r.stderr);
+    // --listen-tls over a file without [tls], and in one-site mode without --self-signed.
+    samizdat(["mirror", "--config", &p(&cfg), "--listen-tls", "127.0.0.1:0"]).fails_with("no [tls] table");
+    samizdat(["mirror", "--publisher", pubkey, "--upstream", "/nonexistent", "--listen-tls", "127.0.0.1:0"])
+        .fails_with("no [tls] table");
+    samizdat(["mirror", "--publisher", pubkey, "--upstream", "/x", "--poll-interval", "10ms"])
+        .fails_with("command line: poll_interval must be at least 100ms");
+}
+
+#[test]
 fn readers_fall_back_to_the_publishers_signed_mirror_list_and_can_pull_from_a_mirror() {
     let c = Cli::new();
     // The mirror first, so that its address can go into the signed mirror list.

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success; 1 failure (verification failed, I/O error, refused
 //! rollback, bad input file); 2 bad command-line arguments.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -141,11 +142,11 @@ enum Cmd {
         #[arg(long)]
         upstream: Vec<String>,
         /// HTTP listen address (overrides the config file).
-        #[arg(long)]
-        listen: Option<String>,
+        #[arg(long, value_parser = parse_addr)]
+        listen: Option<SocketAddr>,
         /// HTTPS listen address (overrides the config file; needs [tls] or --self-signed).
-        #[arg(long)]
-        listen_tls: Option<String>,
+        #[arg(long, value_parser = parse_addr)]
+        listen_tls: Option<SocketAddr>,
         /// Data directory (overrides the config file).
         #[arg(long)]
         data_dir: Option<PathBuf>,
@@ -153,8 +154,8 @@ enum Cmd {
         #[arg(long)]
         self_signed: bool,
         /// How often to poll upstreams (without --config).
-        #[arg(long, default_value = "5m")]
-        poll_interval: String,
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        poll_interval: Duration,
     },
     /// Send a bundle (or a repository's newest snapshot, as a delta when the
     /// mirror already has an older one) to mirrors.
@@ -180,8 +181,8 @@ enum Cmd {
         #[arg(long)]
         site: Option<PathBuf>,
         /// Where the demo mirror listens.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: String,
+        #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
+        listen: SocketAddr,
         /// Stop after extracting; do not start the mirror.
         #[arg(long)]
         no_serve: bool,
@@ -215,6 +216,10 @@ enum KeyCmd {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 30d, 12h, 90m)"))
+}
+
+fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|e| format!("{s:?}: {e} (examples: 127.0.0.1:8080, [::]:8443)"))
 }
 
 fn main() -> ExitCode {
@@ -353,7 +358,7 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let a = load_anchor(&pub_file.display().to_string())?;
             println!("{}", fingerprint(&a.site));
         }
-        Cmd::Demo { state, site, listen, no_serve } => demo(&state, site, &listen, no_serve)?,
+        Cmd::Demo { state, site, listen, no_serve } => demo(&state, site, listen, no_serve)?,
         Cmd::Mirror {
             config,
             publisher,
@@ -364,16 +369,20 @@ fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             self_signed,
             poll_interval,
         } => {
-            let text = match (&config, &publisher) {
-                (Some(path), _) => {
-                    std::fs::read_to_string(path).with_context(|| path.display().to_string())?
-                }
-                (None, Some(p)) => quick_config(p, &upstream, self_signed, &poll_interval),
+            use samizdat::mirror::config::{Config, Overrides, SingleSite};
+            let mut cfg = match (config, publisher) {
+                (Some(path), _) => Config::load(&path)?,
+                (None, Some(publisher)) => Config::single_site(SingleSite {
+                    publisher,
+                    upstreams: upstream,
+                    self_signed,
+                    poll_interval,
+                    data_dir: PathBuf::from("samizdat-data"),
+                    listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+                })?,
                 (None, None) => bail!("give --config FILE, or --publisher PUB --upstream URL"),
             };
-            let origin = config.clone().unwrap_or_else(|| PathBuf::from("command line"));
-            let text = override_config(&text, listen.as_deref(), listen_tls.as_deref(), data_dir.as_deref())?;
-            let cfg = samizdat::mirror::Config::parse(&text, &origin)?;
+            cfg.apply(Overrides { listen, listen_tls, data_dir })?;
             run_mirror(cfg, None)?;
         }
         Cmd::Publish { file, repo, to, ca } => return publish_cmd(file, repo, &to, ca),
@@ -527,54 +536,6 @@ fn default_site() -> anyhow::Result<PathBuf> {
     bail!("examples/site not found; run the demo from the samizdat source tree or pass --site DIR")
 }
 
-/// A one-site config from flags, in the config file's own syntax so that one
-/// validation step serves both.
-fn quick_config(publisher: &str, upstreams: &[String], self_signed: bool, poll: &str) -> String {
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let ups: Vec<String> = upstreams.iter().map(|u| q(u)).collect();
-    let publisher = if publisher.starts_with("sz1") {
-        publisher.to_string()
-    } else {
-        std::path::absolute(publisher)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| publisher.to_string())
-    };
-    let mut t = format!(
-        "listen = \"0.0.0.0:8080\"\ndata_dir = {}\npoll_interval = {}\n",
-        q(&std::path::absolute("samizdat-data")
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "samizdat-data".into())),
-        q(poll)
-    );
-    if self_signed {
-        t.push_str("[tls]\nself_signed = true\n");
-    }
-    t.push_str(&format!("[[site]]\npublisher = {}\nupstreams = [{}]\n", q(&publisher), ups.join(", ")));
-    t
-}
-
-/// Applies --listen, --listen-tls and --data-dir over a config: flags win.
-fn override_config(
-    text: &str,
-    listen: Option<&str>,
-    listen_tls: Option<&str>,
-    data_dir: Option<&Path>,
-) -> anyhow::Result<String> {
-    let mut doc: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", e.message()))?;
-    if let Some(l) = listen {
-        doc.insert("listen".into(), toml::Value::String(l.into()));
-    }
-    if let Some(l) = listen_tls {
-        doc.insert("listen_tls".into(), toml::Value::String(l.into()));
-    }
-    if let Some(d) = data_dir {
-        let abs = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
-        doc.insert("data_dir".into(), toml::Value::String(abs.display().to_string()));
-    }
-    Ok(toml::to_string(&doc)?)
-}
-
 /// Binds, runs until SIGTERM or Ctrl-C, then drains. `ready` is called with
 /// the bound addresses once listening.
 type Ready = Box<dyn FnOnce(&samizdat::mirror::Mirror, Option<std::net::SocketAddr>) + Send>;
@@ -693,7 +654,7 @@ fn publish_cmd(
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn demo(state: &Path, site: Option<PathBuf>, listen: &str, no_serve: bool) -> anyhow::Result<()> {
+fn demo(state: &Path, site: Option<PathBuf>, listen: SocketAddr, no_serve: bool) -> anyhow::Result<()> {
     let site = match site {
         Some(s) => s,
         None => default_site()?,
@@ -742,18 +703,14 @@ fn demo(state: &Path, site: Option<PathBuf>, listen: &str, no_serve: bool) -> an
     if no_serve {
         return Ok(());
     }
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let abs = |p: &Path| {
-        std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.display().to_string())
-    };
-    let cfg_text = format!(
-        "listen = {}\ndata_dir = {}\npoll_interval = \"2s\"\n[[site]]\npublisher = {}\nupstreams = [{}]\n",
-        q(listen),
-        q(&abs(&state.join("mirror"))),
-        q(&p.fingerprint()),
-        q(&abs(&repo))
-    );
-    let cfg = samizdat::mirror::Config::parse(&cfg_text, Path::new("demo"))?;
+    let cfg = samizdat::mirror::config::Config::single_site(samizdat::mirror::config::SingleSite {
+        publisher: p.fingerprint(),
+        upstreams: vec![repo.display().to_string()],
+        self_signed: false,
+        poll_interval: Duration::from_secs(2),
+        data_dir: state.join("mirror"),
+        listen,
+    })?;
     let fp = p.fingerprint();
     let pubfile = keys.join("publisher.pub");
     run_mirror(

@@ -158,6 +158,27 @@ impl RawLimits {
     }
 }
 
+/// The listener rules, shared by files and overrides.
+fn check_listeners(
+    file: &str,
+    listen: Option<SocketAddr>,
+    listen_tls: Option<SocketAddr>,
+    tls: Option<&TlsSource>,
+) -> Result<()> {
+    if listen_tls.is_some() && tls.is_none() {
+        return Err(bad(file, "listen_tls is set but there is no [tls] table"));
+    }
+    if listen.is_none() && listen_tls.is_none() {
+        return Err(bad(file, "set `listen` (HTTP) and/or `listen_tls` (HTTPS)"));
+    }
+    Ok(())
+}
+
+/// The current directory, for relative paths given on the command line.
+fn current_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_default()
+}
+
 /// A TOML syntax or type error as `FILE:LINE:COL: KEY: message`, with a hint
 /// for unknown keys. `key` is the dotted path to the bad value ("." if none).
 fn toml_error(file: &str, text: &str, key: &str, e: &toml::de::Error) -> Error {
@@ -299,6 +320,32 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// A one-site mirror from command-line flags, validated as a config file would be.
+#[derive(Clone, Debug)]
+pub struct SingleSite {
+    /// A .pub file or an sz1... fingerprint.
+    pub publisher: String,
+    /// Repository URLs or paths, or other mirrors' base URLs.
+    pub upstreams: Vec<String>,
+    /// Serve HTTPS with a self-signed certificate (set `listen_tls` with [`Config::apply`]).
+    pub self_signed: bool,
+    pub poll_interval: Duration,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+}
+
+/// Command-line values that replace the config's: flags win over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub listen_tls: Option<SocketAddr>,
+    /// Relative to the current directory.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What `Config::single_site` and `Config::apply` name in their errors.
+const COMMAND_LINE: &str = "command line";
+
 fn bad(file: &str, msg: impl std::fmt::Display) -> Error {
     Error::Config { file: file.to_string(), reason: msg.to_string() }
 }
@@ -329,6 +376,43 @@ impl Config {
         Self::validate(raw, &file, path.parent().unwrap_or(Path::new(".")))
     }
 
+    /// A config that mirrors one site, with every other key at its default.
+    /// Relative paths are relative to the current directory.
+    pub fn single_site(s: SingleSite) -> Result<Config> {
+        let raw = RawConfig {
+            listen: Some(s.listen),
+            listen_tls: None,
+            data_dir: Some(s.data_dir),
+            poll_interval: s.poll_interval,
+            log_client_addresses: false,
+            tls: s.self_signed.then_some(RawTls { cert: None, key: None, self_signed: Some(true) }),
+            limits: RawLimits::default(),
+            site: vec![RawSite {
+                publisher: s.publisher,
+                upstreams: s.upstreams,
+                hosts: Vec::new(),
+                keep: None,
+                onion_location: None,
+                accept_push: None,
+            }],
+        };
+        Self::validate(raw, COMMAND_LINE, &current_dir())
+    }
+
+    /// Applies command-line overrides: each one given replaces the config's value.
+    /// On error the config is left as it was.
+    pub fn apply(&mut self, o: Overrides) -> Result<()> {
+        let listen = o.listen.or(self.listen);
+        let listen_tls = o.listen_tls.or(self.listen_tls);
+        check_listeners(COMMAND_LINE, listen, listen_tls, self.tls.as_ref())?;
+        self.listen = listen;
+        self.listen_tls = listen_tls;
+        if let Some(dir) = o.data_dir {
+            self.data_dir = if dir.is_absolute() { dir } else { current_dir().join(dir) };
+        }
+        Ok(())
+    }
+
     /// The one validation step from the raw structs to a `Config`; `base`
     /// anchors relative paths.
     fn validate(raw: RawConfig, file: &str, base: &Path) -> Result<Config> {
@@ -353,9 +437,6 @@ impl Config {
                 ));
             }
         };
-        if listen_tls.is_some() && tls.is_none() {
-            return Err(bad(&file, "listen_tls is set but there is no [tls] table"));
-        }
         let mut warnings = Vec::new();
         let limits = raw.limits.validate(&file, &mut warnings)?;
         let mut sites = Vec::new();
@@ -397,9 +478,7 @@ impl Config {
         if sites.is_empty() {
             return Err(bad(&file, "no [[site]] tables: a mirror needs at least one publisher to mirror"));
         }
-        if listen.is_none() && listen_tls.is_none() {
-            return Err(bad(&file, "set `listen` (HTTP) and/or `listen_tls` (HTTPS)"));
-        }
+        check_listeners(&file, listen, listen_tls, tls.as_ref())?;
         Ok(Config {
             listen,
             listen_tls,
@@ -539,6 +618,69 @@ mod tests {
             e.starts_with("m.toml: limits.upload_bytes_per_second and limits.sync_bytes_per_second"),
             "{e}"
         );
+    }
+
+    fn one_site() -> SingleSite {
+        SingleSite {
+            publisher: "sz1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".into(),
+            upstreams: vec!["https://origin.example/repo/".into(), "local-repo".into()],
+            self_signed: false,
+            poll_interval: Duration::from_secs(60),
+            data_dir: "data".into(),
+            listen: "0.0.0.0:8080".parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_single_site_config_is_validated_like_a_file() {
+        let c = Config::single_site(one_site()).unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(c.data_dir, cwd.join("data"));
+        assert_eq!(
+            c.sites[0].upstreams,
+            ["https://origin.example/repo/".to_string(), cwd.join("local-repo").display().to_string()]
+        );
+        assert_eq!(c.sites[0].keep, 3);
+        assert!(c.sites[0].accept_push);
+        assert_eq!(c.tls, None);
+        let c = Config::single_site(SingleSite { self_signed: true, ..one_site() }).unwrap();
+        assert_eq!(c.tls, Some(TlsSource::SelfSigned));
+        // The file's rules hold for flags too.
+        let e = Config::single_site(SingleSite { poll_interval: Duration::from_millis(10), ..one_site() })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "command line: poll_interval must be at least 100ms");
+        let e =
+            Config::single_site(SingleSite { upstreams: vec!["ftp://x/".into()], ..one_site() }).unwrap_err();
+        assert!(matches!(e, Error::Config { .. }) && e.to_string().contains("only http(s) URLs"), "{e}");
+        let e = Config::single_site(SingleSite { publisher: "sz1nope".into(), ..one_site() }).unwrap_err();
+        assert!(e.to_string().starts_with("command line: site #1"), "{e}");
+    }
+
+    #[test]
+    fn overrides_replace_the_config_values_and_https_still_needs_tls() {
+        let mut c = Config::single_site(one_site()).unwrap();
+        let tls: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        let before = c.data_dir.clone();
+        let e = c
+            .apply(Overrides { listen_tls: Some(tls), data_dir: Some("x".into()), ..Default::default() })
+            .unwrap_err();
+        assert_eq!(e.to_string(), "command line: listen_tls is set but there is no [tls] table");
+        assert_eq!(
+            (c.listen_tls, &c.data_dir),
+            (None, &before),
+            "a refused override leaves the config as it was"
+        );
+        let listen: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        c.apply(Overrides { listen: Some(listen), data_dir: Some("/srv/m".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!((c.listen, c.data_dir.as_path()), (Some(listen), Path::new("/srv/m")));
+        c.apply(Overrides::default()).unwrap();
+        assert_eq!(c.listen, Some(listen));
+        let mut c = Config::single_site(SingleSite { self_signed: true, ..one_site() }).unwrap();
+        c.apply(Overrides { listen_tls: Some(tls), data_dir: Some("rel".into()), ..Default::default() })
+            .unwrap();
+        assert_eq!(c.listen_tls, Some(tls));
+        assert_eq!(c.data_dir, std::env::current_dir().unwrap().join("rel"));
     }
 
     #[test]
