@@ -269,6 +269,22 @@ fn a_malformed_config_names_the_file_line_and_key() {
 }
 
 #[test]
+fn mirror_flags_are_checked_and_name_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m.toml");
+    let pubkey = "sz1aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    std::fs::write(&cfg, config(&dir.path().join("m"), pubkey, &[], "")).unwrap();
+    let r = samizdat(["mirror", "--config", &p(&cfg), "--listen", "nowhere"]).fails_with("--listen");
+    assert!(r.stderr.contains("nowhere") && r.stderr.contains("127.0.0.1:8080"), "{}", r.stderr);
+    // --listen-tls over a file without [tls], and in one-site mode without --self-signed.
+    samizdat(["mirror", "--config", &p(&cfg), "--listen-tls", "127.0.0.1:0"]).fails_with("no [tls] table");
+    samizdat(["mirror", "--publisher", pubkey, "--upstream", "/nonexistent", "--listen-tls", "127.0.0.1:0"])
+        .fails_with("no [tls] table");
+    samizdat(["mirror", "--publisher", pubkey, "--upstream", "/x", "--poll-interval", "10ms"])
+        .fails_with("command line: poll_interval must be at least 100ms");
+}
+
+#[test]
 fn readers_fall_back_to_the_publishers_signed_mirror_list_and_can_pull_from_a_mirror() {
     let c = Cli::new();
     // The mirror first, so that its address can go into the signed mirror list.
@@ -392,7 +408,7 @@ fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
     // Syncing (from a plain HTTP repository) is held to 200 KiB/s...
     let server = crate::http::StaticServer::start(&c.path("repo"), None);
     let url = format!("http://127.0.0.1:{}/", server.port);
-    let extra = "[limits]\nupload_bytes_per_second = \"200KiB\"\ndownload_bytes_per_second = \"200KiB\"";
+    let extra = "[limits]\nsync_bytes_per_second = \"200KiB\"\ndownload_bytes_per_second = \"200KiB\"";
     let start = std::time::Instant::now();
     let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[url], extra));
     d.wait_seq(1);
@@ -411,6 +427,16 @@ fn bandwidth_caps_hold_transfers_to_the_configured_rate() {
         served >= std::time::Duration::from_millis(1500),
         "600 KB served in {served:?} despite a 200 KiB/s cap"
     );
+}
+
+#[test]
+fn the_old_name_of_the_sync_cap_still_works_and_the_daemon_warns_about_it() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let extra = "[limits]\nupload_bytes_per_second = \"10MB\"";
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], extra));
+    d.wait_log("limits.upload_bytes_per_second is deprecated");
+    d.wait_seq(1);
 }
 
 #[test]

@@ -180,6 +180,9 @@ impl Mirror {
             }
             sites.push(Arc::new(site));
         }
+        for w in &config.warnings {
+            tracing::warn!("config: {w}");
+        }
         let limits = &config.limits;
         let client = crate::http::Client::new(&crate::http::FetchOptions {
             tls_mismatch: crate::http::TlsMismatch::WarnAndContinue,
@@ -187,7 +190,7 @@ impl Mirror {
             idle_timeout: limits.upstream_idle_timeout,
             min_rate: limits.upstream_min_rate,
             ca_file: None,
-            rate_cap: limits.upload_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r))),
+            rate_cap: limits.sync_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r))),
         })?;
         Ok(Mirror {
             inner: Arc::new(Inner {

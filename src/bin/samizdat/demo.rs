@@ -1,6 +1,7 @@
 //! The demo: a throwaway publisher signs the sample site, exports, verifies
 //! and extracts it, then a mirror serves it.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use clap::Args;
 use samizdat::publish::{self, BundleOptions, Publisher};
 use samizdat::{archive, checkout};
 
-use crate::volunteer::run_mirror;
+use crate::volunteer::{parse_addr, run_mirror};
 
 #[derive(Args)]
 pub struct Demo {
@@ -21,8 +22,8 @@ pub struct Demo {
     #[arg(long)]
     site: Option<PathBuf>,
     /// Where the demo mirror listens.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = parse_addr)]
+    listen: SocketAddr,
     /// Stop after extracting; do not start the mirror.
     #[arg(long)]
     no_serve: bool,
@@ -30,7 +31,7 @@ pub struct Demo {
 
 impl Demo {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        demo(&self.state, self.site, &self.listen, self.no_serve)?;
+        demo(&self.state, self.site, self.listen, self.no_serve)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -48,7 +49,7 @@ fn default_site() -> anyhow::Result<PathBuf> {
     bail!("examples/site not found; run the demo from the samizdat source tree or pass --site DIR")
 }
 
-fn demo(state: &Path, site: Option<PathBuf>, listen: &str, no_serve: bool) -> anyhow::Result<()> {
+fn demo(state: &Path, site: Option<PathBuf>, listen: SocketAddr, no_serve: bool) -> anyhow::Result<()> {
     let site = match site {
         Some(s) => s,
         None => default_site()?,
@@ -97,18 +98,14 @@ fn demo(state: &Path, site: Option<PathBuf>, listen: &str, no_serve: bool) -> an
     if no_serve {
         return Ok(());
     }
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let abs = |p: &Path| {
-        std::path::absolute(p).map(|a| a.display().to_string()).unwrap_or_else(|_| p.display().to_string())
-    };
-    let cfg_text = format!(
-        "listen = {}\ndata_dir = {}\npoll_interval = \"2s\"\n[[site]]\npublisher = {}\nupstreams = [{}]\n",
-        q(listen),
-        q(&abs(&state.join("mirror"))),
-        q(&p.fingerprint()),
-        q(&abs(&repo))
-    );
-    let cfg = samizdat::mirror::Config::parse(&cfg_text, Path::new("demo"))?;
+    let cfg = samizdat::mirror::config::Config::single_site(samizdat::mirror::config::SingleSite {
+        publisher: p.fingerprint(),
+        upstreams: vec![repo.display().to_string()],
+        self_signed: false,
+        poll_interval: Duration::from_secs(2),
+        data_dir: state.join("mirror"),
+        listen,
+    })?;
     let fp = p.fingerprint();
     let pubfile = keys.join("publisher.pub");
     run_mirror(

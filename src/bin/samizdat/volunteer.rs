@@ -1,13 +1,17 @@
 //! The volunteer's subcommands: run a mirror, push to mirrors.
 
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use samizdat::http::{Client, FetchOptions};
+use samizdat::mirror::config::{Config, Overrides, SingleSite};
 use samizdat::push::{Payload, push};
+
+use crate::parse_duration;
 
 #[derive(Args)]
 pub struct Mirror {
@@ -21,11 +25,11 @@ pub struct Mirror {
     #[arg(long)]
     upstream: Vec<String>,
     /// HTTP listen address (overrides the config file).
-    #[arg(long)]
-    listen: Option<String>,
+    #[arg(long, value_parser = parse_addr)]
+    listen: Option<SocketAddr>,
     /// HTTPS listen address (overrides the config file; needs [tls] or --self-signed).
-    #[arg(long)]
-    listen_tls: Option<String>,
+    #[arg(long, value_parser = parse_addr)]
+    listen_tls: Option<SocketAddr>,
     /// Data directory (overrides the config file).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -33,28 +37,33 @@ pub struct Mirror {
     #[arg(long)]
     self_signed: bool,
     /// How often to poll upstreams (without --config).
-    #[arg(long, default_value = "5m")]
-    poll_interval: String,
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    poll_interval: Duration,
 }
 
 impl Mirror {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let text = match (&self.config, &self.publisher) {
-            (Some(path), _) => std::fs::read_to_string(path).with_context(|| path.display().to_string())?,
-            (None, Some(p)) => quick_config(p, &self.upstream, self.self_signed, &self.poll_interval),
+        let mut cfg = match (self.config, self.publisher) {
+            (Some(path), _) => Config::load(&path)?,
+            (None, Some(publisher)) => Config::single_site(SingleSite {
+                publisher,
+                upstreams: self.upstream,
+                self_signed: self.self_signed,
+                poll_interval: self.poll_interval,
+                data_dir: PathBuf::from("samizdat-data"),
+                listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            })?,
             (None, None) => bail!("give --config FILE, or --publisher PUB --upstream URL"),
         };
-        let origin = self.config.clone().unwrap_or_else(|| PathBuf::from("command line"));
-        let text = override_config(
-            &text,
-            self.listen.as_deref(),
-            self.listen_tls.as_deref(),
-            self.data_dir.as_deref(),
-        )?;
-        let cfg = samizdat::mirror::Config::parse(&text, &origin)?;
+        cfg.apply(Overrides { listen: self.listen, listen_tls: self.listen_tls, data_dir: self.data_dir })?;
         run_mirror(cfg, None)?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Socket addresses on the command line.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|e| format!("{s:?}: {e} (examples: 127.0.0.1:8080, [::]:8443)"))
 }
 
 #[derive(Args)]
@@ -91,54 +100,6 @@ impl Publish {
         }
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
     }
-}
-
-/// A one-site config from flags, in the config file's own syntax so that one
-/// validation step serves both.
-fn quick_config(publisher: &str, upstreams: &[String], self_signed: bool, poll: &str) -> String {
-    let q = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let ups: Vec<String> = upstreams.iter().map(|u| q(u)).collect();
-    let publisher = if publisher.starts_with("sz1") {
-        publisher.to_string()
-    } else {
-        std::path::absolute(publisher)
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| publisher.to_string())
-    };
-    let mut t = format!(
-        "listen = \"0.0.0.0:8080\"\ndata_dir = {}\npoll_interval = {}\n",
-        q(&std::path::absolute("samizdat-data")
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|_| "samizdat-data".into())),
-        q(poll)
-    );
-    if self_signed {
-        t.push_str("[tls]\nself_signed = true\n");
-    }
-    t.push_str(&format!("[[site]]\npublisher = {}\nupstreams = [{}]\n", q(&publisher), ups.join(", ")));
-    t
-}
-
-/// Applies --listen, --listen-tls and --data-dir over a config: flags win.
-fn override_config(
-    text: &str,
-    listen: Option<&str>,
-    listen_tls: Option<&str>,
-    data_dir: Option<&Path>,
-) -> anyhow::Result<String> {
-    let mut doc: toml::Table =
-        text.parse().map_err(|e: toml::de::Error| anyhow::anyhow!("config: {}", e.message()))?;
-    if let Some(l) = listen {
-        doc.insert("listen".into(), toml::Value::String(l.into()));
-    }
-    if let Some(l) = listen_tls {
-        doc.insert("listen_tls".into(), toml::Value::String(l.into()));
-    }
-    if let Some(d) = data_dir {
-        let abs = std::path::absolute(d).unwrap_or_else(|_| d.to_path_buf());
-        doc.insert("data_dir".into(), toml::Value::String(abs.display().to_string()));
-    }
-    Ok(toml::to_string(&doc)?)
 }
 
 /// Binds, runs until SIGTERM or Ctrl-C, then drains. `ready` is called with
