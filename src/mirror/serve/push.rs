@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header;
@@ -30,15 +30,28 @@ pub async fn push(m: &Mirror, site: Arc<Site>, req: Request<Incoming>) -> Respon
             format!("upload larger than this mirror's limit of {max} bytes"),
         );
     }
-    // The verifier reads the body directly, through tokio-util's bridge:
-    // capped at `max_upload`, and ended if the client goes silent.
+    // This task reads the body (capped at `max_upload`, ended if the client
+    // goes silent) into a small channel; the verifier on the blocking pool
+    // reads the channel through tokio-util's bridge. The blocking side waits
+    // only on the channel, never on a timer or socket of the runtime, so a
+    // push in flight at shutdown just sees its input end.
     let too_big = Arc::new(AtomicBool::new(false));
     let idle = m.config().limits.header_timeout.max(Duration::from_secs(10));
-    let chunks = capped(req.into_body(), max, idle, too_big.clone());
-    let reader = SyncIoBridge::new(StreamReader::new(Box::pin(chunks)));
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+    let received = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let reader = SyncIoBridge::new(StreamReader::new(Box::pin(received)));
     let m2 = m.clone();
     let site2 = site.clone();
     let verify = tokio::task::spawn_blocking(move || m2.accept_push(&site2, reader));
+    let mut chunks = std::pin::pin!(capped(req.into_body(), max, idle, too_big.clone()));
+    while let Some(chunk) = chunks.next().await {
+        let failed = chunk.is_err();
+        // A closed channel means the verifier stopped early (rejected).
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
     let result = verify.await;
     match result {
         _ if too_big.load(Ordering::Relaxed) => {
@@ -56,7 +69,7 @@ pub async fn push(m: &Mirror, site: Arc<Site>, req: Request<Incoming>) -> Respon
         Ok(Err(e)) => {
             m.metrics().pushes_rejected.fetch_add(1, Ordering::Relaxed);
             tracing::info!(site = %site.fingerprint, error = %e, "rejected a push");
-            let status = match &e {
+            let status = match e.cause() {
                 crate::Error::Rollback(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
