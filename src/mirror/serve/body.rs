@@ -57,11 +57,22 @@ impl Body {
     /// (not a pool hop per chunk, as `tokio::fs` would make), and memory per
     /// streaming response stays ~200 KiB however many clients download
     /// large files at once.
-    pub fn file(f: std::fs::File, start: u64, end: u64) -> Body {
+    /// `open` runs on that task too; if it fails, the body fails.
+    pub fn file(
+        open: impl FnOnce() -> std::io::Result<std::fs::File> + Send + 'static,
+        start: u64,
+        end: u64,
+    ) -> Body {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         tokio::task::spawn_blocking(move || {
             use std::io::{Read, Seek};
-            let mut f = f;
+            let mut f = match open() {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
             if let Err(e) = f.seek(std::io::SeekFrom::Start(start)) {
                 let _ = tx.blocking_send(Err(e));
                 return;

@@ -30,7 +30,23 @@ impl Cache {
     pub fn new(budget: usize) -> Cache {
         // Items estimated at 8 KiB (a typical article) size the index.
         let items = (budget / 8192).max(16);
-        Cache { inner: quick_cache::sync::Cache::with_weighter(items, budget as u64, ByLength), budget }
+        // Each shard has its own share of the budget and refuses an item above
+        // 97% of it: the default (4 shards per core) would leave 1 MiB per
+        // shard of an 8 MiB cache, and a 1 MiB image would never be kept.
+        // Shards of at least 4 entries' maximum keep every cacheable body.
+        let shards = (budget / (4 * CACHE_ENTRY_MAX)).clamp(1, 64);
+        let inner = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(items)
+            .weight_capacity(budget as u64)
+            .shards(shards)
+            .build()
+            .map(|o| {
+                quick_cache::sync::Cache::with_options(o, ByLength, Default::default(), Default::default())
+            })
+            // The options above are always valid; should they not be, the
+            // library's own sizing still gives a working (if less useful) cache.
+            .unwrap_or_else(|_| quick_cache::sync::Cache::with_weighter(items, budget as u64, ByLength));
+        Cache { inner, budget }
     }
     pub fn get(&self, h: &ContentHash, e: Enc) -> Option<Bytes> {
         self.inner.get(&(*h, e))
@@ -58,5 +74,19 @@ mod tests {
         assert!(c.get(&last, Enc::Identity).is_some(), "the newest entry was not kept");
         c.put(crate::hash::sha256(b"big"), Enc::Identity, Bytes::from(vec![0u8; CACHE_ENTRY_MAX + 1]));
         assert!(c.get(&crate::hash::sha256(b"big"), Enc::Identity).is_none());
+    }
+
+    #[test]
+    fn the_largest_cacheable_body_is_kept_in_a_cache_of_the_mirrors_size() {
+        // The mirror's cache (8 MiB) with a few articles and then a 1 MiB image.
+        let c = Cache::new(8 << 20);
+        for i in 0..50u32 {
+            c.put(crate::hash::sha256(&i.to_le_bytes()), Enc::Gzip, Bytes::from(vec![1u8; 7000]));
+        }
+        for i in 0..3u8 {
+            let h = crate::hash::sha256(&[i; 3]);
+            c.put(h, Enc::Identity, Bytes::from(vec![0u8; CACHE_ENTRY_MAX]));
+            assert!(c.get(&h, Enc::Identity).is_some(), "a {CACHE_ENTRY_MAX}-byte body was not kept");
+        }
     }
 }

@@ -104,10 +104,7 @@ pub async fn respond(
     if !head_only {
         *base.body_mut() = match data {
             Some(b) => Body::bytes(b.slice(start as usize..end as usize)),
-            None => match stream(store, *hash, start, end).await {
-                Some(b) => b,
-                None => return unreadable(),
-            },
+            None => stream(store, *hash, start, end),
         };
     }
     base
@@ -201,8 +198,7 @@ async fn read_whole(store: &Store, h: ContentHash) -> Option<Vec<u8>> {
 }
 
 /// Bytes `start..end` of a stored object, streamed as the client takes them.
-async fn stream(store: &Store, h: ContentHash, start: u64, end: u64) -> Option<Body> {
+fn stream(store: &Store, h: ContentHash, start: u64, end: u64) -> Body {
     let s = store.clone();
-    let f = tokio::task::spawn_blocking(move || s.open_file(RepoFile::Object(h))).await.ok()?.ok()?.0;
-    Some(Body::file(f, start, end))
+    Body::file(move || s.open_file(RepoFile::Object(h)).map(|(f, _)| f), start, end)
 }
