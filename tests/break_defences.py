@@ -101,7 +101,7 @@ MUTATIONS = [
         defence="1 / tampered object (mirror sync)",
         file="src/mirror/sync.rs",
         old="source::read_object(up, h, size, &mut |b| tmp.write_all(b).map_err(|e| Error::io(&path, e)))?;",
-        new="up.stream(&layout::object(h), size, &mut |b| tmp.write_all(b).map_err(|e| Error::io(&path, e)))?;",
+        new="up.stream(RepoFile::Object(*h), size, &mut |b| tmp.write_all(b).map_err(|e| Error::io(&path, e)))?;",
         what="`sync::fetch_object` streams an object into the store without hashing it",
         tests=[("it", "hostile::a_tampered_object_is_refused_and_the_last_good_snapshot_stays_served")],
     ),
