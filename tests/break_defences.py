@@ -23,7 +23,8 @@ Run from the repository root, on a tree where the mutated source files are commi
 
 How long: on the shared 2-core VM a mutant takes 2-150 s (an incremental rebuild of the
 samizdat crate, a few seconds, then the filtered tests: the hostile-upstream and daemon
-tests take about a minute); the whole list took 36 minutes (2026-11-29, 85 mutants).
+tests take about a minute); the whole list took 36 minutes (2026-11-29, 85 mutants) and 38 minutes (2026-12-02, 93 mutants,
+run in parts with --only).
 `--full` takes the whole suite's time per mutant (hours).
 Cargo runs under `nice -n 10`, one at a time. Exit status: 0 only if every mutant was
 CAUGHT. The Markdown table goes to stdout (and to --out FILE if given).
