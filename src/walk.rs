@@ -380,6 +380,35 @@ mod tests {
     }
 
     #[test]
+    fn the_visit_budget_is_spent_as_distinct_trees_are_fed() {
+        // More distinct trees than the budget, none repeated: the walk refuses
+        // while they are being fed, before the caller has fetched them all.
+        let empty = Tree { entries: vec![] }.encode();
+        let subs: Vec<Vec<u8>> = (0..=MAX_EXTRA_TREES)
+            .map(|i| Tree { entries: vec![dir(&format!("e{i:06}"), &empty)] }.encode())
+            .collect();
+        let root =
+            Tree { entries: subs.iter().enumerate().map(|(i, s)| dir(&format!("d{i:06}"), s)).collect() }
+                .encode();
+        let mut store: HashMap<ContentHash, &[u8]> = subs.iter().map(|b| (sha256(b), b.as_slice())).collect();
+        store.insert(sha256(&root), &root);
+        store.insert(sha256(&empty), &empty);
+        let mut w = Walk::new(&snapshot(&root, 0, 0));
+        let mut fed = 0u64;
+        let e = loop {
+            let Some(next) = w.next_wanted() else {
+                panic!("all {fed} distinct trees were fed: the budget is not spent at feed time");
+            };
+            match w.feed(&next.tree.hash, store[&next.tree.hash]) {
+                Ok(()) => fed += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("more directories than allowed"), "{e}");
+        assert_eq!(fed, MAX_EXTRA_TREES);
+    }
+
+    #[test]
     fn finishing_with_a_tree_still_wanted_names_it() {
         let sub = Tree { entries: vec![] }.encode();
         let root = Tree { entries: vec![dir("a", &sub)] }.encode();

@@ -494,3 +494,44 @@ fn extraction_never_writes_through_a_symlink_planted_in_its_staging_directory() 
     assert!(r.is_err(), "extraction succeeded over planted symlinks");
     assert!(!c.path("x/out").exists());
 }
+
+/// Every file under the fan-out directories of `repo` (objects and trees).
+fn stored_files(repo: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for top in ["objects", "trees"] {
+        for fan in std::fs::read_dir(repo.join(top)).unwrap().flatten() {
+            for e in std::fs::read_dir(fan.path()).unwrap().flatten() {
+                out.push(e.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn garbage_collection_that_cannot_list_a_kept_snapshot_deletes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Forge::new(23);
+    let r = dir.path().join("r");
+    let files: &[(&str, &[u8])] =
+        &[("index.html", b"<h1>kept</h1>"), ("docs/a.txt", b"a"), ("docs/b.txt", b"b")];
+    let (repo, v) = f.repo(&r, files, 1);
+    // An object no snapshot uses: a working collection deletes it.
+    let junk = samizdat::hash::object_hash(b"junk");
+    repo.put(RepoFile::Object(junk), b"junk").unwrap();
+    // Damage a tree of the current snapshot (as a power cut or a bad disk would).
+    let root = repo.path(RepoFile::Tree(v.snapshot.root.hash));
+    let good = std::fs::read(&root).unwrap();
+    std::fs::write(&root, b"").unwrap();
+    let before = stored_files(&r);
+    assert_eq!(before.len(), 3 + 1 + 2, "3 objects, the junk, 2 trees");
+    let e = repo.collect_garbage(&f.anchor(), 2).expect_err("collection must fail closed");
+    assert!(e.to_string().contains("nothing deleted"), "{e}");
+    assert_eq!(stored_files(&r), before, "a failed collection deleted files");
+    // Repaired, the same collection deletes exactly the junk.
+    std::fs::write(&root, &good).unwrap();
+    assert_eq!(repo.collect_garbage(&f.anchor(), 2).unwrap().0, 1);
+    assert!(!repo.has(RepoFile::Object(junk)));
+    assert_eq!(stored_files(&r).len(), before.len() - 1);
+}

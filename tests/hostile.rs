@@ -602,6 +602,8 @@ fn a_replayed_older_head_is_refused_as_a_rollback_and_the_newer_snapshot_stays_s
     assert!(err.contains("seq 1 is not newer than the accepted seq 2"), "{err}");
     let s = t.d.status();
     assert_eq!(s["sites"][0]["serving"]["seq"], 2, "{s:#}");
+    // A rollback is refused, and it is not equivocation: no alarm.
+    assert!(s["sites"][0]["equivocation"].is_null(), "{s:#}");
     assert_eq!(t.d.get("/").body, V2);
     // The store's own head is still seq 2.
     let store = t.c.path("m/sites").join(&t.fp);
