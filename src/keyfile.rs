@@ -11,8 +11,8 @@ use crate::keys::{FINGERPRINT_PREFIX, KeyKind, SecretKey, parse_fingerprint};
 impl SecretKey {
     /// Writes the key to a new file with mode 0600, through a temporary file.
     /// Without `force` the final step is a no-clobber link, so an existing
-    /// file (even one created meanwhile) is never replaced; with `force` it
-    /// is a rename over it.
+    /// file (even one created meanwhile) is never replaced — that link is the
+    /// only check, not a test beforehand; with `force` it is a rename over it.
     pub fn save(&self, path: &Path, force: bool) -> Result<()> {
         let exists = || {
             Error::Usage(format!(
@@ -20,9 +20,6 @@ impl SecretKey {
                 path.display()
             ))
         };
-        if !force && path.symlink_metadata().is_ok() {
-            return Err(exists());
-        }
         let text = self.to_text();
         if force {
             return crate::fsutil::write_atomic(path, text.as_bytes(), 0o600);
