@@ -18,4 +18,5 @@ mod kills;
 mod mirror;
 mod nginx;
 mod roundtrip;
+mod structure;
 mod vectors;
