@@ -35,6 +35,10 @@ pub struct FetchOptions {
     pub min_rate: u64,
     /// Cap on bytes per second received, shared by every fetch using these options.
     pub rate_cap: Option<Arc<crate::ratelimit::RateLimit>>,
+    /// When every fetch with these options must have ended (a reader
+    /// command's overall deadline): each wait is cut to what is left, and a
+    /// fetch started after it fails at once, naming it.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for FetchOptions {
@@ -46,6 +50,7 @@ impl Default for FetchOptions {
             idle_timeout: Duration::from_secs(20),
             min_rate: 4 * 1024,
             rate_cap: None,
+            deadline: None,
         }
     }
 }
@@ -115,13 +120,17 @@ impl Client {
     async fn open(&self, url: &str, max: u64) -> Result<Option<BodyReader>> {
         let fail = |reason: String| Error::Fetch { url: url.to_string(), reason };
         let uri: hyper::Uri = url.parse().map_err(|e| fail(format!("bad URL: {e}")))?;
+        let wait = bounded(self.opts.connect_timeout, self.opts.deadline).map_err(fail)?;
         let req = hyper::Request::get(uri)
             .header(hyper::header::USER_AGENT, concat!("samizdat/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(Bytes::new()))
             .map_err(|e| fail(e.to_string()))?;
-        let resp = tokio::time::timeout(self.opts.connect_timeout, self.pool.request(req))
+        let resp = tokio::time::timeout(wait, self.pool.request(req))
             .await
-            .map_err(|_| fail(format!("no response within {} s", self.opts.connect_timeout.as_secs())))?
+            .map_err(|_| match bounded(wait, self.opts.deadline) {
+                Err(why) => fail(why),
+                Ok(_) => fail(format!("no response within {} s", self.opts.connect_timeout.as_secs())),
+            })?
             .map_err(|e| {
                 let mut why = describe_client_error(&e);
                 if is_certificate_error(&e) {
@@ -160,6 +169,7 @@ impl Client {
             idle: self.opts.idle_timeout,
             min_rate: self.opts.min_rate,
             cap: self.opts.rate_cap.clone(),
+            deadline: self.opts.deadline,
         }))
     }
 
@@ -252,13 +262,18 @@ struct BodyReader {
     idle: Duration,
     min_rate: u64,
     cap: Option<Arc<crate::ratelimit::RateLimit>>,
+    deadline: Option<Instant>,
 }
 
 impl BodyReader {
     async fn next(&mut self) -> Result<Option<Bytes>> {
         let fail = |reason: String| Error::Fetch { url: self.url.clone(), reason };
         loop {
-            let frame = match tokio::time::timeout(self.idle, self.body.frame()).await {
+            let wait = bounded(self.idle, self.deadline).map_err(fail)?;
+            let frame = match tokio::time::timeout(wait, self.body.frame()).await {
+                Err(_) if wait < self.idle => {
+                    return Err(fail(format!("the overall deadline passed after {} bytes", self.total)));
+                }
                 Err(_) => {
                     return Err(fail(format!(
                         "stalled: no data for {:?} after {} bytes (slow retrieval)",
@@ -411,6 +426,16 @@ impl rustls::client::danger::ServerCertVerifier for SignatureIsAuthority {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `limit`, cut to what is left before `deadline`; an error naming the
+/// deadline once it has passed.
+fn bounded(limit: Duration, deadline: Option<Instant>) -> std::result::Result<Duration, String> {
+    let Some(d) = deadline else { return Ok(limit) };
+    match d.checked_duration_since(Instant::now()) {
+        Some(left) if !left.is_zero() => Ok(limit.min(left)),
+        _ => Err("the overall deadline passed (raise it with --timeout)".into()),
     }
 }
 

@@ -516,6 +516,38 @@ fn an_upstream_that_goes_silent_in_the_middle_of_an_object_is_cut_off() {
     an_update_is_refused(|_| Scenario::StallMidObject, "stalled");
 }
 
+/// Issue 11, bounded reader commands: against an upstream that sends half of
+/// every object and then goes silent, each object costs the idle timeout, so
+/// a site of many objects would keep `verify` (or `extract`) busy for
+/// minutes. The overall deadline ends the command and says why.
+#[test]
+fn a_reader_command_against_a_stalling_upstream_ends_at_its_overall_deadline() {
+    let c = Cli::new();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..40).map(|i| (format!("big/{i}.bin"), vec![i as u8; 20_000 + i])).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(a, b)| (a.as_str(), b.as_slice())).collect();
+    write_site(&c.path("site"), &refs);
+    c.bundle().ok();
+    let up = Upstream::start(&c.path("repo"));
+    up.set(Scenario::StallMidObject);
+    for cmd in ["verify", "extract"] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (url, key, out) = (up.url(), c.pubkey(), c.s(&format!("out-{cmd}")));
+        std::thread::spawn(move || {
+            let mut args = vec![cmd.to_string(), url, "--trust".into(), key, "--timeout".into(), "2s".into()];
+            if cmd == "extract" {
+                args.extend(["--out".into(), out]);
+            }
+            let _ = tx.send(samizdat(&args));
+        });
+        // Without the deadline this takes 40 objects x 20 s / 8 at a time.
+        let r = rx.recv_timeout(Duration::from_secs(90)).expect("the command did not end at its deadline");
+        assert_eq!(r.code, 1, "{cmd}: {}{}", r.stdout, r.stderr);
+        assert!(r.stderr.contains("overall deadline"), "{cmd} did not name the deadline:\n{}", r.stderr);
+        assert!(!c.path(&format!("out-{cmd}")).exists(), "{cmd} left a partial output");
+    }
+}
+
 #[test]
 fn an_upstream_that_drips_its_response_headers_is_cut_off() {
     an_update_is_refused(|_| Scenario::DripObjectHeaders, "no response within 1 s");

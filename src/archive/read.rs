@@ -97,6 +97,9 @@ pub fn read_stream<R: Read>(
     rec.finish(trees)?;
 
     sink.commit()?;
+    // The staging directory goes before the head moves: once the new state
+    // is visible, a kill leaves nothing of this import behind in `tmp/`.
+    drop(sink);
     if let Some(store) = target {
         if !already_current {
             store.publish(&verified)?;

@@ -191,6 +191,9 @@ impl Mirror {
             min_rate: limits.upstream_min_rate,
             ca_file: None,
             rate_cap: limits.sync_bytes_per_second.map(|r| Arc::new(crate::ratelimit::RateLimit::new(r))),
+            // A daemon has no overall deadline: each round is bounded by the
+            // idle timeout and minimum rate, and the next round starts anew.
+            deadline: None,
         })?;
         Ok(Mirror {
             inner: Arc::new(Inner {

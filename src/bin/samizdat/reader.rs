@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
@@ -14,7 +15,22 @@ use samizdat::target::Target;
 use samizdat::trust::{fmt_age, fmt_time, freshness, now};
 use samizdat::{archive, checkout};
 
-use crate::{load_anchor, print_freshness};
+use crate::{load_anchor, parse_duration, print_freshness};
+
+/// The overall deadline of a reader command that fetches over the network.
+#[derive(Args)]
+pub struct Deadline {
+    /// Give up (and say so) when the whole command has taken this long; every
+    /// network wait is cut to what is left. For a large site on a slow link, raise it.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+impl Deadline {
+    fn fetch_options(&self, ca_file: Option<PathBuf>) -> FetchOptions {
+        FetchOptions { ca_file, deadline: Some(Instant::now() + self.timeout), ..Default::default() }
+    }
+}
 
 #[derive(Args)]
 pub struct Verify {
@@ -25,6 +41,8 @@ pub struct Verify {
     /// Extra CA certificate (PEM) to trust for https.
     #[arg(long)]
     ca: Option<PathBuf>,
+    #[command(flatten)]
+    deadline: Deadline,
 }
 
 impl Verify {
@@ -36,7 +54,7 @@ impl Verify {
             let v = info.verified;
             (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
         } else {
-            let client = Client::new(&FetchOptions { ca_file: self.ca, ..Default::default() })?;
+            let client = Client::new(&self.deadline.fetch_options(self.ca))?;
             let r = with_fallback(&self.target, &anchor, |t| {
                 let repo = Target::parse(t)?.open(&anchor, &client)?;
                 Ok(checkout::verify(repo.source(), &anchor, &|_| {})?)
@@ -72,6 +90,8 @@ pub struct Extract {
     out: PathBuf,
     #[arg(long)]
     ca: Option<PathBuf>,
+    #[command(flatten)]
+    deadline: Deadline,
 }
 
 impl Extract {
@@ -86,7 +106,7 @@ impl Extract {
                 checkout::extract(repo.store(), &anchor, out)?
             }
             _ => {
-                let client = Client::new(&FetchOptions { ca_file: self.ca, ..Default::default() })?;
+                let client = Client::new(&self.deadline.fetch_options(self.ca))?;
                 with_fallback(&self.target, &anchor, |t| {
                     let repo = Target::parse(t)?.open(&anchor, &client)?;
                     Ok(checkout::extract(repo.source(), &anchor, out)?)
@@ -109,6 +129,8 @@ pub struct Import {
     /// Publisher key: a .pub file or a fingerprint.
     #[arg(long)]
     trust: String,
+    #[command(flatten)]
+    deadline: Deadline,
 }
 
 impl Import {
@@ -119,7 +141,7 @@ impl Import {
         if source.is_url() {
             // Pull from a mirror or repository: the mirror's own sync path.
             let limits = samizdat::mirror::config::Limits::default();
-            let client = Client::new(&FetchOptions::default())?;
+            let client = Client::new(&self.deadline.fetch_options(None))?;
             let outcome = with_fallback(&self.file, &anchor, |url| {
                 let up = Target::parse(url)?.open(&anchor, &client)?;
                 let mut seen = None;
