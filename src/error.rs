@@ -4,8 +4,8 @@
 //! equivocation alarm on [`Error::Equivocation`], the publisher refuses a
 //! repository of another publisher on [`Error::WrongPublisher`], a push is
 //! answered 409 on [`Error::Rollback`]. Context (which file, which upstream)
-//! is added with one wrapper, [`Error::At`], and [`Error::cause`] looks
-//! through it.
+//! is added with one wrapper, [`Error::At`] (made by [`Error::at`]), and
+//! [`Error::cause`] looks through it.
 
 use std::io;
 use std::path::PathBuf;
@@ -121,17 +121,6 @@ pub(crate) trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(path, e))
-    }
-}
-
-/// Attach where it happened to a library `Result`.
-pub trait Context<T> {
-    fn at(self, at: impl Into<String>) -> Result<T>;
-}
-
-impl<T> Context<T> for Result<T> {
-    fn at(self, at: impl Into<String>) -> Result<T> {
-        self.map_err(|e| e.at(at))
     }
 }
 

@@ -104,10 +104,6 @@ impl Client {
         Ok(Client { opts: opts.clone(), rt, pool })
     }
 
-    pub fn options(&self) -> &FetchOptions {
-        &self.opts
-    }
-
     /// A repository at the http(s) base URL `base`.
     pub fn source(&self, base: &str) -> Result<HttpSource> {
         let base = if base.ends_with('/') { base.to_string() } else { format!("{base}/") };
