@@ -11,7 +11,7 @@ use samizdat::http::{Client, FetchOptions};
 use samizdat::keys::fingerprint;
 use samizdat::mirrors::{self, Attempt};
 use samizdat::store::Writer;
-use samizdat::target::Target;
+use samizdat::target::{Repository, Target};
 use samizdat::trust::{fmt_age, fmt_time, freshness, now};
 use samizdat::{archive, checkout};
 
@@ -54,10 +54,9 @@ impl Verify {
             let v = info.verified;
             (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
         } else {
-            let client = Client::new(&self.deadline.fetch_options(self.ca))?;
-            let r = with_fallback(&self.target, &anchor, |t| {
-                let repo = Target::parse(t)?.open(&anchor, &client)?;
-                Ok(checkout::verify(repo.source(), &anchor, &|_| {})?)
+            let opts = self.deadline.fetch_options(self.ca);
+            let r = open_with_fallback(&self.target, &anchor, &opts, |repo| {
+                checkout::verify(repo.source(), &anchor, &|_| {})
             })?;
             (r.verified, r.files, r.bytes, r.objects, r.failures)
         };
@@ -106,10 +105,9 @@ impl Extract {
                 checkout::extract(repo.store(), &anchor, out)?
             }
             _ => {
-                let client = Client::new(&self.deadline.fetch_options(self.ca))?;
-                with_fallback(&self.target, &anchor, |t| {
-                    let repo = Target::parse(t)?.open(&anchor, &client)?;
-                    Ok(checkout::extract(repo.source(), &anchor, out)?)
+                let opts = self.deadline.fetch_options(self.ca);
+                open_with_fallback(&self.target, &anchor, &opts, |repo| {
+                    checkout::extract(repo.source(), &anchor, out)
                 })?
             }
         };
@@ -141,11 +139,9 @@ impl Import {
         if source.is_url() {
             // Pull from a mirror or repository: the mirror's own sync path.
             let limits = samizdat::mirror::config::Limits::default();
-            let client = Client::new(&self.deadline.fetch_options(None))?;
-            let outcome = with_fallback(&self.file, &anchor, |url| {
-                let up = Target::parse(url)?.open(&anchor, &client)?;
-                let mut seen = None;
-                Ok(samizdat::mirror::sync::sync_from(&target, &anchor, &up, &limits, &mut seen)?)
+            let opts = self.deadline.fetch_options(None);
+            let outcome = open_with_fallback(&self.file, &anchor, &opts, |up| {
+                samizdat::mirror::sync::sync_from(&target, &anchor, up, &limits, &mut None)
             })?;
             println!("{outcome}");
             if let Some(v) = target.current(&anchor)? {
@@ -180,6 +176,18 @@ impl Fingerprint {
         println!("{}", fingerprint(&a.site));
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Opens `target` as a repository with one HTTP client and runs `f` on it,
+/// falling back to the publisher's signed mirrors (see [`with_fallback`]).
+fn open_with_fallback<T>(
+    target: &str,
+    anchor: &Anchor,
+    opts: &FetchOptions,
+    f: impl Fn(&Repository) -> samizdat::Result<T>,
+) -> anyhow::Result<T> {
+    let client = Client::new(opts)?;
+    with_fallback(target, anchor, |t| Ok(f(&Target::parse(t)?.open(anchor, &client)?)?))
 }
 
 /// [`mirrors::with_fallback`], telling the user what it tries.
