@@ -1,0 +1,555 @@
+// The samizdat service worker: answers every GET under its scope W with bytes
+// verified against the publisher's signed head, snapshot and trees
+// (docs/BROWSER.md). Registered as W_samizdat-sw.js?fp=<fingerprint>&repo=<R>
+// with scope W and type 'module'.
+
+import * as V from './_samizdat/web/verify.js';
+
+const params = new URLSearchParams(self.location.search);
+const FP = params.get('fp') || '';
+const REPO = withSlash(new URL(params.get('repo') || '_samizdat/repo/', self.location.href).href);
+const SCOPE = self.registration.scope; // absolute, ends in '/'
+const SCOPE_PATH = new URL(SCOPE).pathname;
+const WEB = SCOPE + '_samizdat/web/';
+const REQUIRED = ['shell.html', 'shell.js', 'shell.css', 'i18n.json', 'verify.js'];
+const OPTIONAL = ['vendor/noble-ed25519.js'];
+const LANGS = ['en', 'zh-Hans', 'zh-Hant'];
+const META_MAX = 1 << 20;
+
+// Cache Storage is shared by every scope of the origin (a mirror carries many
+// sites), so every name says whose it is.
+const C_WEB = 'samizdat-web ' + SCOPE;
+const C_STATE = 'samizdat-state ' + SCOPE;
+const C_DATA = 'samizdat-data ' + FP; // verified trees and objects (content-addressed)
+const K_STATE = SCOPE + '_samizdat/state/kept';
+const K_META = SCOPE + '_samizdat/state/meta';
+const dataKey = (rel) => SCOPE + '_samizdat/data/' + rel;
+
+function withSlash(u) { return u.endsWith('/') ? u : u + '/'; }
+function host(u) { try { return new URL(u).host; } catch { return String(u); } }
+const nowSeconds = () => BigInt(Math.floor(Date.now() / 1000));
+
+// ---------- install / activate ----------
+
+self.addEventListener('install', (e) => {
+  e.waitUntil((async () => {
+    const c = await caches.open(C_WEB);
+    await c.addAll(REQUIRED.map((f) => new Request(WEB + f, { cache: 'reload' })));
+    for (const f of OPTIONAL) {
+      try { await c.add(new Request(WEB + f, { cache: 'reload' })); } catch { /* not shipped */ }
+    }
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (e) => { e.waitUntil(self.clients.claim()); });
+
+// ---------- strings ----------
+
+let stringsP = null;
+function strings() {
+  stringsP ??= (async () => {
+    const r = await webAsset(new Request(WEB + 'i18n.json'));
+    return r.ok ? r.json() : {};
+  })().catch(() => ({}));
+  return stringsP;
+}
+function pickLang(want) {
+  if (LANGS.includes(want)) return want;
+  for (const l of self.navigator.languages || []) {
+    const x = l.toLowerCase();
+    if (/^zh-(tw|hk|mo|hant)/.test(x)) return 'zh-Hant';
+    if (x.startsWith('zh')) return 'zh-Hans';
+    if (x.startsWith('en')) return 'en';
+  }
+  return 'en';
+}
+let uiLang = null; // the shell's choice, once it told us
+async function tr(lang) {
+  const s = await strings();
+  const l = pickLang(lang || uiLang);
+  const f = (key, vars = {}) => ((s[l] && s[l][key]) ?? (s.en && s.en[key]) ?? key)
+    .replace(/\{(\w+)\}/g, (m, k) => (k in vars ? String(vars[k]) : m));
+  f.lang = l;
+  return f;
+}
+const esc = (v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// ---------- fetching repository files ----------
+
+class Failure extends Error {
+  constructor(kind, message, source) { super(message); this.kind = kind; this.source = source; }
+}
+
+// GET base+rel reading at most max bytes; null when absent (404/410).
+async function fetchCapped(base, rel, max, init = {}) {
+  const url = base + rel;
+  let r;
+  try {
+    r = await fetch(url, {
+      mode: 'cors', credentials: 'omit', redirect: 'error', referrerPolicy: 'no-referrer', ...init,
+    });
+  } catch (e) {
+    throw new Failure('fetch', `${url}: ${e.message || e}`, url);
+  }
+  if (r.status === 404 || r.status === 410) return null;
+  if (r.status !== 200) throw new Failure('fetch', `${url}: HTTP ${r.status}`, url);
+  const len = Number(r.headers.get('content-length'));
+  if (Number.isFinite(len) && len > max) throw new Failure('too-large', `${url}: ${len} bytes, at most ${max} expected`, url);
+  const reader = r.body.getReader();
+  const parts = [];
+  let n = 0;
+  for (;;) {
+    let chunk;
+    try { chunk = await reader.read(); } catch (e) { throw new Failure('fetch', `${url}: ${e.message || e}`, url); }
+    if (chunk.done) break;
+    n += chunk.value.length;
+    if (n > max) { reader.cancel().catch(() => {}); throw new Failure('too-large', `${url}: more than ${max} bytes`, url); }
+    parts.push(chunk.value);
+  }
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
+}
+
+// ---------- the verified state ----------
+
+let siteId = null;
+try { siteId = V.parseFingerprint(FP); } catch { /* reported as blocked */ }
+
+let current = null; // verified State
+let keptFiles = null; // Map rel -> bytes of current's envelopes
+let meta = { tofu: null, pin: null, warning: null }; // persisted small facts
+let offline = false;
+let stateError = null; // why no state could be loaded
+let initP = null;
+let refreshP = null;
+let refreshedAt = 0;
+
+// Runs loadVerified and records every file it read, so exactly those bytes
+// can be kept and re-verified at the next start.
+async function loadRecording(get) {
+  const files = new Map();
+  const st = await V.loadVerified(async (rel, max) => {
+    const b = await get(rel, max);
+    if (b) files.set(rel, b);
+    return b;
+  }, siteId);
+  return { st, files };
+}
+
+function pack(files) {
+  const index = [];
+  let total = 0;
+  for (const [rel, b] of files) { index.push([rel, b.length]); total += b.length; }
+  const head = new TextEncoder().encode(JSON.stringify(index));
+  const out = new Uint8Array(4 + head.length + total);
+  new DataView(out.buffer).setUint32(0, head.length);
+  out.set(head, 4);
+  let o = 4 + head.length;
+  for (const b of files.values()) { out.set(b, o); o += b.length; }
+  return out;
+}
+function unpack(bytes) {
+  const hl = new DataView(bytes.buffer, bytes.byteOffset).getUint32(0);
+  const index = JSON.parse(new TextDecoder().decode(bytes.subarray(4, 4 + hl)));
+  const files = new Map();
+  let o = 4 + hl;
+  for (const [rel, n] of index) { files.set(rel, bytes.slice(o, o + n)); o += n; }
+  return files;
+}
+
+async function saveState(files) {
+  const c = await caches.open(C_STATE);
+  await c.put(K_STATE, new Response(pack(files), { headers: { 'content-type': 'application/octet-stream' } }));
+}
+async function saveMeta() {
+  const c = await caches.open(C_STATE);
+  await c.put(K_META, new Response(JSON.stringify(meta), { headers: { 'content-type': 'application/json' } }));
+}
+
+function init() {
+  initP ??= (async () => {
+    const c = await caches.open(C_STATE);
+    const m = await c.match(K_META);
+    if (m) { try { meta = { ...meta, ...(await m.json()) }; } catch { /* rewritten below */ } }
+    if (!meta.tofu) { meta.tofu = FP; await saveMeta(); }
+    const k = await c.match(K_STATE);
+    if (k && siteId) {
+      try {
+        const files = unpack(new Uint8Array(await k.arrayBuffer()));
+        const { st } = await loadRecording(async (rel) => files.get(rel) ?? null);
+        current = st; keptFiles = files;
+      } catch (e) {
+        // Kept bytes that no longer verify are dropped; a fresh load follows.
+        await c.delete(K_STATE);
+      }
+    }
+    if (!current) await refresh();
+  })();
+  initP.catch(() => { initP = null; });
+  return initP;
+}
+
+function sources() {
+  const out = [REPO];
+  const ms = (current && current.snapshot && current.snapshot.mirrors) || [];
+  for (const m of ms) {
+    try {
+      const u = withSlash(new URL(m).href);
+      if (/^https?:$/.test(new URL(u).protocol) && !out.includes(u)) out.push(u);
+    } catch { /* not a URL: skip */ }
+  }
+  return out;
+}
+
+// Fetches the head (and what it names) from the first source that gives a
+// state that verifies, then moves to it if checkAdvance allows.
+function refresh() {
+  if (!refreshP && Date.now() - refreshedAt < 3000) return Promise.resolve();
+  refreshP ??= (async () => {
+    if (!siteId) { stateError = { kind: 'decode', message: `bad fingerprint ${FP}` }; return; }
+    let next = null;
+    const errors = [];
+    let reachable = false;
+    for (const base of sources()) {
+      try {
+        next = await loadRecording((rel, max) => fetchCapped(base, rel, max, rel === 'head' ? { cache: 'no-store' } : {}));
+        next.base = base;
+        break;
+      } catch (e) {
+        if (e.kind !== 'fetch') reachable = true;
+        errors.push({ kind: e.kind || 'fetch', message: e.message || String(e), source: base });
+      }
+    }
+    if (!next) {
+      if (current) { offline = !reachable; return; }
+      stateError = errors[0] || { kind: 'fetch', message: 'no source' };
+      stateError.all = errors;
+      return;
+    }
+    offline = false;
+    stateError = null;
+    if (!current) { await accept(next); return; }
+    try {
+      const r = await V.checkAdvance(current, next.st);
+      if (r === 'newer' || (r === 'same' && next.st.head.issued > current.head.issued)) await accept(next);
+    } catch (e) {
+      meta.warning = { kind: e.kind || 'verify', message: e.message || String(e), at: Date.now(), source: next.base };
+      await saveMeta();
+    }
+  })().finally(() => { refreshP = null; refreshedAt = Date.now(); });
+  return refreshP;
+}
+
+async function accept(next) {
+  const moved = current && current.seq !== next.st.seq;
+  current = next.st;
+  keptFiles = next.files;
+  trees.clear();
+  await saveState(next.files);
+  if (moved && meta.warning) { meta.warning = null; await saveMeta(); }
+}
+
+// ---------- trees and objects ----------
+
+const trees = new Map(); // hex -> Promise<entries>
+
+// Fetches rel from each source in turn until check(bytes) passes.
+async function fromSources(rel, max, check) {
+  const tried = [];
+  for (const base of sources()) {
+    try {
+      const b = await fetchCapped(base, rel, max);
+      if (!b) throw new Failure('not-found', `${base}${rel}: absent`, base);
+      const v = await check(b);
+      return { bytes: b, value: v, source: base };
+    } catch (e) {
+      tried.push({ kind: e.kind || 'verify', message: e.message || String(e), source: base });
+    }
+  }
+  const err = new Failure(tried[0] ? tried[0].kind : 'fetch', tried.map((t) => t.message).join('; '));
+  err.tried = tried;
+  throw err;
+}
+
+function getTree(hash, len) {
+  const hex = V.hex(hash);
+  if (!trees.has(hex)) {
+    const p = (async () => {
+      const rel = `trees/${hex.slice(0, 2)}/${hex}`;
+      const c = await caches.open(C_DATA);
+      const hit = await c.match(dataKey(rel));
+      if (hit) {
+        try { return await V.verifyTree(new Uint8Array(await hit.arrayBuffer()), hash, len); } catch { await c.delete(dataKey(rel)); }
+      }
+      const got = await fromSources(rel, Number(len), (b) => V.verifyTree(b, hash, len));
+      await c.put(dataKey(rel), new Response(got.bytes));
+      return got.value;
+    })();
+    p.catch(() => trees.delete(hex));
+    trees.set(hex, p);
+  }
+  return trees.get(hex);
+}
+
+// → {bytes, source}; cached bytes are checked again (other sites' pages share this origin's caches).
+async function getObject(entry) {
+  const hex = V.hex(entry.address);
+  const rel = `objects/${hex.slice(0, 2)}/${hex}`;
+  const c = await caches.open(C_DATA);
+  const hit = await c.match(dataKey(rel));
+  if (hit) {
+    const b = new Uint8Array(await hit.arrayBuffer());
+    try { await V.verifyObject(b, entry.address, entry.size); return { bytes: b, source: 'cache' }; } catch { await c.delete(dataKey(rel)); }
+  }
+  const got = await fromSources(rel, Number(entry.size), (b) => V.verifyObject(b, entry.address, entry.size));
+  await c.put(dataKey(rel), new Response(got.bytes));
+  return { bytes: got.bytes, source: got.source };
+}
+
+// ---------- what was served ----------
+
+const served = new Map(); // url without fragment -> record
+function remember(url, rec) {
+  served.delete(url);
+  served.set(url, rec);
+  if (served.size > 500) served.delete(served.keys().next().value);
+}
+
+async function statusOf(st, t) {
+  const out = { fingerprint: FP, pinned: !!meta.pin && meta.pin === FP, offline };
+  if (meta.warning) {
+    const k = meta.warning.kind;
+    out.warning = k === 'rollback' ? t('warning.rollback') : k === 'equivocation' ? t('warning.equivocation')
+      : t('warning.refused', { error: meta.warning.message });
+    out.warningDetail = meta.warning.message;
+  }
+  if (!st) return out;
+  out.publisher = st.name;
+  out.seq = String(st.seq);
+  out.snapshotCreated = String(st.snapshot.created);
+  out.mirrors = (st.snapshot.mirrors || []).slice();
+  let f = { stale: false, reasons: [], age: nowSeconds() - BigInt(st.snapshot.created) };
+  try { f = V.freshness(st, nowSeconds()); } catch { /* keep the computed age */ }
+  out.stale = !!f.stale;
+  out.staleReasons = (f.reasons || []).map(String);
+  out.age = String(f.age);
+  return out;
+}
+
+function blockedReason() {
+  if (meta.tofu && meta.tofu !== FP) return { key: 'blocked.changed', vars: { fp: FP, old: meta.tofu } };
+  return null;
+}
+
+// ---------- pages made here ----------
+
+async function shellPage() {
+  await withTimeout(init().catch(() => {}), 3000);
+  const t = await tr();
+  const r = await webAsset(new Request(WEB + 'shell.html'));
+  const tpl = await r.text();
+  const title = current ? current.name : '';
+  const vals = { lang: t.lang, scope: SCOPE_PATH, fp: FP, repo: params.get('repo') || '', title };
+  const html = tpl.replace(/\{\{(lang|scope|fp|repo|title)\}\}/g, (m, k) => esc(vals[k]));
+  return new Response(html, {
+    headers: {
+      'content-type': 'text/html; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+    },
+  });
+}
+
+function page(t, status, title, body) {
+  const html = `<!doctype html><html lang="${esc(t.lang)}"><head><meta charset="utf-8">`
+    + '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    + `<title>${esc(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}`
+    + 'dt{font-weight:600}code{overflow-wrap:anywhere}</style></head>'
+    + `<body><h1>${esc(title)}</h1>${body}</body></html>`;
+  return new Response(html, {
+    status,
+    headers: { 'content-type': 'text/html; charset=utf-8', 'x-content-type-options': 'nosniff', 'cache-control': 'no-store' },
+  });
+}
+
+function mirrorLinks(t, sitePath, exclude) {
+  const ms = (current && current.snapshot && current.snapshot.mirrors) || [];
+  const links = [];
+  for (const m of ms) {
+    // A repository URL's site is usually its parent's web root; the mirror's
+    // own status page there explains. Link the repository base as given.
+    if (exclude.includes(withSlash(m))) continue;
+    links.push(`<li><a href="${esc(m)}" rel="noreferrer">${esc(m)}</a></li>`);
+  }
+  return links.length ? `<p>${esc(t('error.mirrors'))}</p><ul>${links.join('')}</ul>` : `<p>${esc(t('error.no_mirrors'))}</p>`;
+}
+
+function errorPage(t, sitePath, tried, headline) {
+  const rows = (tried.length ? tried : [{ kind: 'fetch', message: '', source: '' }]).map((x) => {
+    const reason = t('reason.' + x.kind);
+    return `<li><dl><dt>${esc(t('error.source'))}</dt><dd><code>${esc(host(x.source) || '-')}</code></dd>`
+      + `<dt>${esc(t('error.reason'))}</dt><dd>${esc(reason === 'reason.' + x.kind ? x.kind : reason)}`
+      + (x.message ? `<br><code>${esc(x.message)}</code>` : '') + '</dd></dl></li>';
+  }).join('');
+  const body = `<p>${esc(headline || t('error.intro'))}</p>`
+    + `<dl><dt>${esc(t('error.path'))}</dt><dd><code>/${esc(sitePath)}</code></dd></dl><ul>${rows}</ul>`
+    + mirrorLinks(t, sitePath, tried.map((x) => x.source))
+    + `<p><a href="">${esc(t('error.retry'))}</a></p>`;
+  return page(t, 502, t('error.title'), body);
+}
+
+function notFoundPage(t, sitePath) {
+  const body = `<p>${esc(t('notfound.text', { path: '/' + sitePath, seq: current.seq, publisher: current.name }))}</p>`
+    + `<p><a href="${esc(SCOPE_PATH)}">${esc(t('notfound.home'))}</a></p>`;
+  return page(t, 404, t('notfound.title'), body);
+}
+
+// ---------- routing ----------
+
+async function webAsset(req) {
+  const c = await caches.open(C_WEB);
+  try {
+    const r = await fetch(req);
+    if (r.ok) { c.put(req, r.clone()).catch(() => {}); return r; }
+    return (await c.match(req, { ignoreSearch: true })) || r;
+  } catch (e) {
+    const hit = await c.match(req, { ignoreSearch: true });
+    if (hit) return hit;
+    throw e;
+  }
+}
+
+// URL path under W -> site path; null when it cannot name a file.
+function sitePathOf(url) {
+  let rel = url.pathname.slice(SCOPE_PATH.length);
+  try { rel = rel.split('/').map(decodeURIComponent).join('/'); } catch { return null; }
+  if (rel === '' || rel.endsWith('/')) rel += 'index.html';
+  return rel;
+}
+
+function withTimeout(p, ms) { return Promise.race([p, new Promise((r) => setTimeout(r, ms))]); }
+
+async function content(req, url) {
+  const key = url.href.split('#')[0];
+  const t = await tr();
+  const sitePath = sitePathOf(url) ?? url.pathname.slice(SCOPE_PATH.length);
+  await init();
+  if (refreshP) await withTimeout(refreshP, 8000);
+  const blocked = blockedReason();
+  if (blocked) {
+    const msg = t(blocked.key, blocked.vars);
+    remember(key, { state: 'blocked', error: msg });
+    return errorPage(t, sitePath, [], msg);
+  }
+  if (!current) {
+    const tried = (stateError && stateError.all) || [];
+    remember(key, { state: 'blocked', error: t('blocked.state'), source: tried[0] && host(tried[0].source) });
+    return errorPage(t, sitePath, tried, t('blocked.state'));
+  }
+  const st = current;
+  if (sitePathOf(url) === null) {
+    remember(key, { state: 'verified', st, missing: true });
+    return notFoundPage(t, sitePath);
+  }
+  let entry;
+  try {
+    entry = await V.resolvePath(st, sitePath, getTree);
+  } catch (e) {
+    const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
+    remember(key, { state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
+    return errorPage(t, sitePath, tried);
+  }
+  if (!entry) {
+    remember(key, { state: 'verified', st, missing: true });
+    return notFoundPage(t, sitePath);
+  }
+  if (entry.kind === 'dir') {
+    const to = new URL(url.href);
+    to.pathname += '/';
+    return new Response(null, { status: 301, headers: { location: to.pathname + to.search } });
+  }
+  let got;
+  try {
+    got = await getObject(entry);
+  } catch (e) {
+    const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
+    remember(key, { state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
+    return errorPage(t, sitePath, tried);
+  }
+  remember(key, { state: 'verified', st, source: got.source === 'cache' ? 'cache' : host(got.source) });
+  return new Response(got.bytes, {
+    status: 200,
+    headers: {
+      'content-type': entry.media || 'application/octet-stream',
+      'content-length': String(got.bytes.length),
+      'x-content-type-options': 'nosniff',
+      'cache-control': 'no-cache',
+    },
+  });
+}
+
+self.addEventListener('fetch', (e) => {
+  const req = e.request;
+  if (req.method !== 'GET') return;
+  const url = new URL(req.url);
+  if (url.origin !== self.location.origin || !url.pathname.startsWith(SCOPE_PATH)) return;
+  const rel = url.pathname.slice(SCOPE_PATH.length);
+  if (rel === '_samizdat-sw.js') return;
+  if (rel.startsWith('_samizdat/web/')) { e.respondWith(webAsset(req)); return; }
+  // The loader, the repository and the mirror's own /_samizdat/ pages go to
+  // the network. (On a mirror W may itself be /_samizdat/site/<fp>/: paths
+  // under it are site content.)
+  if (rel === '_samizdat' || rel.startsWith('_samizdat/')) return;
+  if (req.mode === 'navigate' && req.destination === 'document') {
+    e.waitUntil(init().then(() => refresh()).catch(() => {}));
+    e.respondWith(shellPage());
+    return;
+  }
+  e.respondWith(content(req, url).catch(async (err) => {
+    const t = await tr();
+    return errorPage(t, url.pathname, [{ kind: err.kind || 'verify', message: err.message || String(err), source: REPO }]);
+  }));
+});
+
+// ---------- messages from the shell ----------
+
+self.addEventListener('message', (e) => {
+  const port = e.ports && e.ports[0];
+  const reply = (v) => (port ? port.postMessage(v) : e.source && e.source.postMessage(v));
+  const msg = e.data || {};
+  e.waitUntil((async () => {
+    if (msg.lang) uiLang = pickLang(msg.lang);
+    const t = await tr(msg.lang);
+    try { await init(); } catch { /* reported below */ }
+    if (msg.type === 'hello') {
+      const base = await statusOf(current, t);
+      if (msg.pin && msg.pin !== FP) {
+        // A pin given out of band that this host does not serve: an error,
+        // never a silent switch (and not remembered: a bad link must not lock the site).
+        reply({ ...base, state: 'blocked', error: t('blocked.pin', { pin: msg.pin, fp: FP }), fingerprint: msg.pin, pinned: true });
+        return;
+      }
+      if (msg.pin && (meta.pin !== FP || meta.tofu !== FP)) {
+        meta.pin = FP;
+        meta.tofu = FP;
+        await saveMeta();
+        base.pinned = true;
+      }
+      const b = blockedReason();
+      reply(b ? { ...base, state: 'blocked', error: t(b.key, b.vars) } : { ...base, state: current ? 'ok' : 'blocked' });
+      return;
+    }
+    if (msg.type === 'status') {
+      const rec = served.get(String(msg.url || '').split('#')[0]);
+      if (!rec) { reply({ ...(await statusOf(current, t)), state: 'unverified' }); return; }
+      const base = await statusOf(rec.st || current, t);
+      let state = rec.state;
+      if (state === 'verified' && base.stale) state = 'stale';
+      reply({ ...base, state, error: rec.error, source: rec.source, missing: !!rec.missing });
+    }
+  })());
+});
