@@ -459,6 +459,11 @@ async function content(req, url) {
   try {
     entry = await V.resolvePath(st, sitePath, getTree);
   } catch (e) {
+    if (e.kind === 'not-found' && !e.tried) {
+      // Not a path any snapshot can hold (§6).
+      remember(key, { state: 'verified', st, missing: true });
+      return notFoundPage(t, sitePath);
+    }
     const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
     remember(key, { state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
     return errorPage(t, sitePath, tried);

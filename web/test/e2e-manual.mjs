@@ -1,0 +1,213 @@
+// Developer check of the browser side (web/sw.js, shell.*, verify.js) in headless
+// Chromium over a hand-built static export. NOT part of CI (the CI browser tests
+// are written in Rust); it may be reused by them.
+//
+// Setup (outside the repository):
+//   mkdir -p /tmp/pw && cd /tmp/pw && npm init -y && npm install playwright-core@1.65.1
+//   command -v chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+//   cargo build --release
+// Build the export D (the site from tests/vectors/repo at its paths,
+// D/_samizdat-sw.js = web/sw.js, D/_samizdat/web/* = web/*, D/_samizdat/repo/ = a
+// copy of tests/vectors/repo, D/_samizdat/index.html = shell.html filled in with
+// scope '/', the vectors' fingerprint and repo '/_samizdat/repo/'), e.g. with
+// the script at the end of this comment, then run:
+//   NODE_PATH=/tmp/pw/node_modules node web/test/e2e-manual.mjs D
+// It serves D with `python3 -m http.server` on 127.0.0.1 and walks through:
+// verified/stale badge on the loader, a CJK path, a directory redirect, a 404,
+// a tampered object (blocked, error page), recovery, a refused rollback head,
+// fragment pins (match and mismatch), language switching, offline reading after
+// the server stops, and a browser with workers blocked (unverified).
+// The vectors' head expired in 2023, so "stale" is the expected verified state.
+// Screenshots go to /tmp/szd-*.png.
+//
+//   D=/tmp/szd/D; WT=$PWD; rm -rf $D
+//   ./target/release/samizdat extract tests/vectors/repo --out $D --trust tests/vectors/publisher.pub
+//   mkdir -p $D/_samizdat/web && cp web/sw.js $D/_samizdat-sw.js
+//   cp -r web/shell.html web/shell.js web/shell.css web/i18n.json web/verify.js web/vendor $D/_samizdat/web/
+//   cp -r tests/vectors/repo $D/_samizdat/repo
+//   FP=$(sed -n 's/^site.fingerprint = //p' tests/vectors/expected.txt)
+//   sed -e "s|{{lang}}|en|g; s|{{scope}}|/|g; s|{{fp}}|$FP|g; s|{{repo}}|/_samizdat/repo/|g; s|{{title}}||g" \
+//     web/shell.html > $D/_samizdat/index.html
+
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+const { chromium } = require('playwright-core');
+
+const D = path.resolve(process.argv[2] || '/tmp/szd/D');
+const PORT = Number(process.env.PORT || 8765);
+const BASE = `http://127.0.0.1:${PORT}`;
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const VECTORS = path.resolve(HERE, '../../tests/vectors');
+const expected = Object.fromEntries(
+  fs.readFileSync(path.join(VECTORS, 'expected.txt'), 'utf8').split('\n').filter((l) => l.includes(' = ')).map((l) => l.split(' = ')),
+);
+const FP = expected['site.fingerprint'];
+const obj = (key) => {
+  const a = expected[key].split(' ')[0];
+  return path.join(D, '_samizdat/repo/objects', a.slice(0, 2), a);
+};
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures++;
+}
+
+function serve() {
+  const p = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', String(PORT)], { cwd: D, stdio: 'ignore' });
+  return new Promise((r) => setTimeout(() => r(p), 700));
+}
+
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'];
+
+async function launch(opts = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'szd-profile-'));
+  return chromium.launchPersistentContext(dir, {
+    executablePath: '/usr/bin/chromium', args: ARGS, headless: true, viewport: { width: 1000, height: 640 }, ...opts,
+  });
+}
+
+// Waits for the shell to settle on a state other than 'checking'; returns what the badge says.
+async function settle(page, want) {
+  await page.waitForFunction((w) => {
+    const s = document.documentElement.dataset.samizdat;
+    return s && s !== 'checking' && (!w || w.includes(s));
+  }, want, { timeout: 20000 }).catch(() => {});
+  return page.evaluate(() => {
+    const b = document.getElementById('samizdat-badge');
+    const f = document.getElementById('samizdat-frame');
+    let frameText = null, frameUrl = null;
+    try { frameText = f.contentDocument.body.innerText; frameUrl = f.contentWindow.location.pathname; } catch {}
+    return {
+      state: document.documentElement.dataset.samizdat, seq: b.dataset.seq, publisher: b.dataset.publisher,
+      warning: b.dataset.warning, text: b.innerText, frameText, frameUrl, url: location.pathname + location.hash, title: document.title,
+    };
+  });
+}
+
+let server = await serve();
+const ctx = await launch();
+const page = ctx.pages()[0] || (await ctx.newPage());
+page.on('pageerror', (e) => console.log('  page error:', e.message));
+try {
+  // 1. The loader: worker installs, frame shows index.html, verified (stale: the vectors expired).
+  await page.goto(`${BASE}/_samizdat/`);
+  let s = await settle(page, ['stale', 'verified', 'blocked', 'unverified']);
+  console.log('  badge:', s.text.split('\n')[0]);
+  check(s.state === 'stale', `loader: state stale (got ${s.state})`);
+  check(s.seq === '2', `loader: data-seq 2 (got ${s.seq})`);
+  check(s.publisher === 'Samizdat test vectors', `loader: data-publisher (got ${s.publisher})`);
+  check(/Day 2\./.test(s.frameText || ''), 'loader: the frame shows index.html of seq 2');
+  check(s.url === '/', `loader: the address bar follows the frame (got ${s.url})`);
+  await page.screenshot({ path: '/tmp/szd-verified.png' });
+  await page.click('#samizdat-badge summary');
+  await page.screenshot({ path: '/tmp/szd-details.png' });
+
+  // 2. A CJK path, as a top-level navigation (the worker serves the shell).
+  await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
+  s = await settle(page);
+  check(s.state === 'stale' && s.frameUrl === encodeURI('/新闻/今日.html'), `CJK path: ${s.state} ${decodeURI(s.frameUrl || '')}`);
+  const shellIsShell = await page.evaluate(() => !!document.getElementById('samizdat-frame'));
+  check(shellIsShell, 'top-level navigation got the shell page');
+
+  // 3. A directory without its slash redirects.
+  await page.goto(`${BASE}/${encodeURI('新闻')}`);
+  s = await settle(page);
+  check(s.frameUrl === encodeURI('/新闻/'), `directory redirect: frame at ${decodeURI(s.frameUrl || '')}`);
+
+  // 4. Not in the snapshot: 404 page, still verified.
+  const r404 = await page.evaluate(async () => (await fetch('/nope.html')).status);
+  check(r404 === 404, `404 status for a path not in the snapshot (got ${r404})`);
+  const hdr = await page.evaluate(async () => {
+    const r = await fetch('/index.html');
+    return [r.status, r.headers.get('content-type'), r.headers.get('x-content-type-options')];
+  });
+  check(hdr.join() === '200,text/html,nosniff', `content headers ${hdr.join()}`);
+
+  // 5. A tampered object never fetched before: blocked, error page names path, reason and host.
+  const victim = obj('state.2.file.新闻/今日.html');
+  const good = fs.readFileSync(victim);
+  const bad = Buffer.from(good);
+  bad[10] ^= 1;
+  fs.writeFileSync(victim, bad);
+  await page.evaluate(async () => { for (const k of await caches.keys()) if (k.startsWith('samizdat-data')) await caches.delete(k); });
+  await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
+  s = await settle(page, ['blocked']);
+  check(s.state === 'blocked', `tampered object: state blocked (got ${s.state})`);
+  check(/今日\.html/.test(s.frameText || '') && /127\.0\.0\.1/.test(s.frameText || '') && /mirror\.example/.test(s.frameText || ''),
+    'error page names the path and both sources');
+  await page.screenshot({ path: '/tmp/szd-blocked.png' });
+  fs.writeFileSync(victim, good);
+  await page.reload();
+  s = await settle(page);
+  check(s.state === 'stale' && /今日|Today|today/i.test(s.frameText || s.title || ''), `restored object: ${s.state}`);
+
+  // 6. A replayed older head (rollback): refused, seq 2 kept, warning shown.
+  const headFile = path.join(D, '_samizdat/repo/head');
+  const head2 = fs.readFileSync(headFile);
+  fs.copyFileSync(path.join(VECTORS, 'negative/head-rollback'), headFile);
+  await page.goto(`${BASE}/`);
+  s = await settle(page);
+  check(s.seq === '2' && /rollback/i.test(s.warning || ''), `rollback refused: seq ${s.seq}, warning "${s.warning}"`);
+  fs.writeFileSync(headFile, head2);
+
+  // 7. Pins: a matching fragment pin is accepted, a mismatching one blocks.
+  await page.goto(`${BASE}/#${FP}`);
+  s = await settle(page);
+  check(s.state === 'stale' && /pinned/.test(await page.innerText('#samizdat-badge details').catch(() => '')), `matching pin: ${s.state}`);
+  const other = 'sz1' + 'a'.repeat(FP.length - 3);
+  await page.goto(`${BASE}/_samizdat/#${other}`);
+  s = await settle(page, ['blocked']);
+  check(s.state === 'blocked', `mismatching pin: ${s.state}`);
+
+  // 8. Languages.
+  await page.goto(`${BASE}/`);
+  await settle(page);
+  await page.selectOption('#samizdat-badge select', 'zh-Hans');
+  s = await settle(page);
+  check(/快照 2/.test(s.text) && /已过期/.test(s.text), `zh-Hans badge: ${s.text.split('\n')[0]}`);
+  await page.screenshot({ path: '/tmp/szd-zh-Hans.png' });
+  await page.selectOption('#samizdat-badge select', 'zh-Hant');
+  s = await settle(page);
+  check(/已過期/.test(s.text), `zh-Hant badge: ${s.text.split('\n')[0]}`);
+  await page.reload();
+  s = await settle(page);
+  check(/已過期/.test(s.text), 'language remembered across reloads');
+  await page.selectOption('#samizdat-badge select', 'en');
+
+  // 9. Offline: the server is gone, the kept state and cached objects still serve.
+  server.kill();
+  await new Promise((r) => setTimeout(r, 300));
+  await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`).catch((e) => console.log('  goto:', e.message));
+  s = await settle(page);
+  check(s.state === 'stale' && s.frameUrl === encodeURI('/新闻/今日.html'), `offline reload: ${s.state} ${decodeURI(s.frameUrl || '')}`);
+  check(/offline/.test(await page.innerText('#samizdat-badge details').catch(() => '')), 'offline noted in the details');
+  await page.screenshot({ path: '/tmp/szd-offline.png' });
+} finally {
+  await ctx.close();
+  server.kill();
+}
+
+// 10. Workers blocked: the raw page shows, clearly unverified.
+server = await serve();
+const ctx2 = await launch({ serviceWorkers: 'block' });
+try {
+  const p2 = ctx2.pages()[0] || (await ctx2.newPage());
+  await p2.goto(`${BASE}/_samizdat/`);
+  const s = await settle(p2);
+  check(s.state === 'unverified' && /Day 2\./.test(s.frameText || ''), `workers blocked: ${s.state}, frame still loads`);
+  await p2.screenshot({ path: '/tmp/szd-unverified.png' });
+} finally {
+  await ctx2.close();
+  server.kill();
+}
+
+console.log(failures ? `${failures} check(s) failed` : 'all checks passed');
+process.exit(failures ? 1 : 0);
