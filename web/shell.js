@@ -126,6 +126,7 @@ function draw(st) {
   }
   if (st.offline) notes.append(el('p', { class: 'sz-offline' }, t('badge.offline')));
   if (st.warning) notes.append(el('p', { class: 'sz-warning' }, '⚠ ' + st.warning));
+  if (st.refreshError) notes.append(el('p', { class: 'sz-warning' }, '⚠ ' + t('warning.refused', { error: st.refreshError })));
 
   const details = el('details', {}, el('summary', {}, t('badge.details')), dl, notes);
   if (badge.querySelector('details')?.open) details.open = true;
@@ -176,9 +177,13 @@ async function start() {
     try {
       const url = `${SCOPE}_samizdat-sw.js?fp=${encodeURIComponent(FP)}&repo=${encodeURIComponent(REPO)}`;
       const reg = await navigator.serviceWorker.register(url, { scope: SCOPE, type: 'module' });
-      const ready = await Promise.race([navigator.serviceWorker.ready, timeout(15000)]);
-      worker = (ready && ready.active) || reg.active;
-      if (!worker) fallback = t('unverified.timeout');
+      if (!reg) {
+        fallback = t('unverified.no_sw');
+      } else {
+        const ready = reg.active ? reg : await Promise.race([navigator.serviceWorker.ready, timeout(10000)]);
+        worker = (ready && ready.active) || reg.active;
+        if (!worker) fallback = t('unverified.timeout');
+      }
     } catch (e) {
       fallback = t('unverified.register', { error: (e && e.message) || String(e) });
     }
@@ -222,5 +227,10 @@ async function onFrameLoad() {
   if (st.state === 'unverified' && !st.error) st.error = t('unverified.not_served');
   draw(st);
 }
+
+// A pin typed or pasted into the address bar changes only the fragment: start over.
+addEventListener('hashchange', () => {
+  if (/^#sz1/.test(location.hash) && location.hash.slice(1) !== pin) location.reload();
+});
 
 start();

@@ -123,9 +123,10 @@ let keptFiles = null; // Map rel -> bytes of current's envelopes
 let meta = { tofu: null, pin: null, warning: null }; // persisted small facts
 let offline = false;
 let stateError = null; // why no state could be loaded
+let refreshError = null; // a source answered with something that did not verify
 let initP = null;
 let refreshP = null;
-let refreshedAt = 0;
+let loadedAt = 0; // when init had to load from the network (nothing was kept)
 
 // Runs loadVerified and records every file it read, so exactly those bytes
 // can be kept and re-verified at the next start.
@@ -186,7 +187,7 @@ function init() {
         await c.delete(K_STATE);
       }
     }
-    if (!current) await refresh();
+    if (!current) { await refresh(); loadedAt = Date.now(); }
   })();
   initP.catch(() => { initP = null; });
   return initP;
@@ -206,9 +207,19 @@ function sources() {
 
 // Fetches the head (and what it names) from the first source that gives a
 // state that verifies, then moves to it if checkAdvance allows.
+let chain = Promise.resolve();
 function refresh() {
-  if (!refreshP && Date.now() - refreshedAt < 3000) return Promise.resolve();
-  refreshP ??= (async () => {
+  // One at a time, in order: a navigation's refresh starts after it, never
+  // reuses one that fetched the head before it.
+  const run = chain.then(loadNewest);
+  chain = run.catch(() => {});
+  refreshP = run;
+  run.finally(() => { if (refreshP === run) refreshP = null; }).catch(() => {});
+  return run;
+}
+
+async function loadNewest() {
+  {
     if (!siteId) { stateError = { kind: 'decode', message: `bad fingerprint ${FP}` }; return; }
     let next = null;
     const errors = [];
@@ -223,6 +234,7 @@ function refresh() {
         errors.push({ kind: e.kind || 'fetch', message: e.message || String(e), source: base });
       }
     }
+    refreshError = reachable ? errors.find((x) => x.kind !== 'fetch') : null;
     if (!next) {
       if (current) { offline = !reachable; return; }
       stateError = errors[0] || { kind: 'fetch', message: 'no source' };
@@ -239,8 +251,7 @@ function refresh() {
       meta.warning = { kind: e.kind || 'verify', message: e.message || String(e), at: Date.now(), source: next.base };
       await saveMeta();
     }
-  })().finally(() => { refreshP = null; refreshedAt = Date.now(); });
-  return refreshP;
+  }
 }
 
 async function accept(next) {
@@ -261,9 +272,17 @@ async function fromSources(rel, max, check) {
   const tried = [];
   for (const base of sources()) {
     try {
-      const b = await fetchCapped(base, rel, max);
+      let b = await fetchCapped(base, rel, max);
       if (!b) throw new Failure('not-found', `${base}${rel}: absent`, base);
-      const v = await check(b);
+      let v;
+      try {
+        v = await check(b);
+      } catch {
+        // Maybe a bad copy in the HTTP cache: ask the source itself once more.
+        b = await fetchCapped(base, rel, max, { cache: 'reload' });
+        if (!b) throw new Failure('not-found', `${base}${rel}: absent`, base);
+        v = await check(b);
+      }
       return { bytes: b, value: v, source: base };
     } catch (e) {
       tried.push({ kind: e.kind || 'verify', message: e.message || String(e), source: base });
@@ -326,6 +345,7 @@ async function statusOf(st, t) {
       : t('warning.refused', { error: meta.warning.message });
     out.warningDetail = meta.warning.message;
   }
+  if (refreshError) out.refreshError = `${host(refreshError.source)}: ${refreshError.message}`;
   if (!st) return out;
   out.publisher = st.name;
   out.seq = String(st.seq);
@@ -376,13 +396,12 @@ function page(t, status, title, body) {
   });
 }
 
-function mirrorLinks(t, sitePath, exclude) {
+function mirrorLinks(t, sitePath) {
   const ms = (current && current.snapshot && current.snapshot.mirrors) || [];
   const links = [];
   for (const m of ms) {
     // A repository URL's site is usually its parent's web root; the mirror's
     // own status page there explains. Link the repository base as given.
-    if (exclude.includes(withSlash(m))) continue;
     links.push(`<li><a href="${esc(m)}" rel="noreferrer">${esc(m)}</a></li>`);
   }
   return links.length ? `<p>${esc(t('error.mirrors'))}</p><ul>${links.join('')}</ul>` : `<p>${esc(t('error.no_mirrors'))}</p>`;
@@ -397,7 +416,7 @@ function errorPage(t, sitePath, tried, headline) {
   }).join('');
   const body = `<p>${esc(headline || t('error.intro'))}</p>`
     + `<dl><dt>${esc(t('error.path'))}</dt><dd><code>/${esc(sitePath)}</code></dd></dl><ul>${rows}</ul>`
-    + mirrorLinks(t, sitePath, tried.map((x) => x.source))
+    + mirrorLinks(t, sitePath)
     + `<p><a href="">${esc(t('error.retry'))}</a></p>`;
   return page(t, 502, t('error.title'), body);
 }
@@ -510,7 +529,9 @@ self.addEventListener('fetch', (e) => {
   // under it are site content.)
   if (rel === '_samizdat' || rel.startsWith('_samizdat/')) return;
   if (req.mode === 'navigate' && req.destination === 'document') {
-    e.waitUntil(init().then(() => refresh()).catch(() => {}));
+    // Revalidate the head, unless this very navigation just made the first load.
+    const first = !initP;
+    e.waitUntil(init().then(() => (first && loadedAt ? null : refresh())).catch(() => {}));
     e.respondWith(shellPage());
     return;
   }

@@ -60,7 +60,11 @@ function check(ok, what) {
 
 function serve() {
   const p = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', String(PORT)], { cwd: D, stdio: 'ignore' });
-  return new Promise((r) => setTimeout(() => r(p), 700));
+  process.on('exit', () => p.kill());
+  return new Promise((resolve, reject) => setTimeout(() => {
+    if (p.exitCode !== null) reject(new Error(`python3 -m http.server exited (port ${PORT} in use?)`));
+    else resolve(p);
+  }, 700));
 }
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -110,6 +114,24 @@ try {
   await page.click('#samizdat-badge summary');
   await page.screenshot({ path: '/tmp/szd-details.png' });
 
+  // 2. A tampered object never fetched before: blocked, error page names path, reason and host.
+  const victim = obj('state.2.file.新闻/今日.html');
+  const good = fs.readFileSync(victim);
+  const bad = Buffer.from(good);
+  bad[10] ^= 1;
+  fs.writeFileSync(victim, bad);
+  await page.evaluate(async () => { for (const k of await caches.keys()) if (k.startsWith('samizdat-data')) await caches.delete(k); });
+  await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
+  s = await settle(page, ['blocked']);
+  check(s.state === 'blocked', `tampered object: state blocked (got ${s.state})`);
+  check(/今日\.html/.test(s.frameText || '') && /127\.0\.0\.1/.test(s.frameText || '') && /mirror\.example/.test(s.frameText || ''),
+    'error page names the path and both sources');
+  await page.screenshot({ path: '/tmp/szd-blocked.png' });
+  fs.writeFileSync(victim, good);
+  await page.reload();
+  s = await settle(page);
+  check(s.state === 'stale' && /你好/.test(s.frameText || ''), `restored object: ${s.state} ${JSON.stringify(s.frameText)}`);
+
   // 2. A CJK path, as a top-level navigation (the worker serves the shell).
   await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
   s = await settle(page);
@@ -131,24 +153,6 @@ try {
   });
   check(hdr.join() === '200,text/html,nosniff', `content headers ${hdr.join()}`);
 
-  // 5. A tampered object never fetched before: blocked, error page names path, reason and host.
-  const victim = obj('state.2.file.新闻/今日.html');
-  const good = fs.readFileSync(victim);
-  const bad = Buffer.from(good);
-  bad[10] ^= 1;
-  fs.writeFileSync(victim, bad);
-  await page.evaluate(async () => { for (const k of await caches.keys()) if (k.startsWith('samizdat-data')) await caches.delete(k); });
-  await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
-  s = await settle(page, ['blocked']);
-  check(s.state === 'blocked', `tampered object: state blocked (got ${s.state})`);
-  check(/今日\.html/.test(s.frameText || '') && /127\.0\.0\.1/.test(s.frameText || '') && /mirror\.example/.test(s.frameText || ''),
-    'error page names the path and both sources');
-  await page.screenshot({ path: '/tmp/szd-blocked.png' });
-  fs.writeFileSync(victim, good);
-  await page.reload();
-  s = await settle(page);
-  check(s.state === 'stale' && /今日|Today|today/i.test(s.frameText || s.title || ''), `restored object: ${s.state}`);
-
   // 6. A replayed older head (rollback): refused, seq 2 kept, warning shown.
   const headFile = path.join(D, '_samizdat/repo/head');
   const head2 = fs.readFileSync(headFile);
@@ -159,11 +163,11 @@ try {
   fs.writeFileSync(headFile, head2);
 
   // 7. Pins: a matching fragment pin is accepted, a mismatching one blocks.
-  await page.goto(`${BASE}/#${FP}`);
+  await page.goto(`${BASE}/_samizdat/#${FP}`);
   s = await settle(page);
-  check(s.state === 'stale' && /pinned/.test(await page.innerText('#samizdat-badge details').catch(() => '')), `matching pin: ${s.state}`);
+  check(s.state === 'stale' && /pinned/.test(await page.textContent('#samizdat-badge details').catch(() => '')), `matching pin: ${s.state}`);
   const other = 'sz1' + 'a'.repeat(FP.length - 3);
-  await page.goto(`${BASE}/_samizdat/#${other}`);
+  await page.goto(`${BASE}/index.html#${other}`);
   s = await settle(page, ['blocked']);
   check(s.state === 'blocked', `mismatching pin: ${s.state}`);
 
@@ -188,7 +192,7 @@ try {
   await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`).catch((e) => console.log('  goto:', e.message));
   s = await settle(page);
   check(s.state === 'stale' && s.frameUrl === encodeURI('/新闻/今日.html'), `offline reload: ${s.state} ${decodeURI(s.frameUrl || '')}`);
-  check(/offline/.test(await page.innerText('#samizdat-badge details').catch(() => '')), 'offline noted in the details');
+  check(/offline/.test(await page.textContent('#samizdat-badge details').catch(() => '')), 'offline noted in the details');
   await page.screenshot({ path: '/tmp/szd-offline.png' });
 } finally {
   await ctx.close();
@@ -201,7 +205,9 @@ const ctx2 = await launch({ serviceWorkers: 'block' });
 try {
   const p2 = ctx2.pages()[0] || (await ctx2.newPage());
   await p2.goto(`${BASE}/_samizdat/`);
+  await p2.waitForFunction(() => { try { return /Day/.test(document.getElementById('samizdat-frame').contentDocument.body.innerText); } catch { return false; } }, null, { timeout: 10000 }).catch(() => {});
   const s = await settle(p2);
+  console.log('  badge:', s.text.split('\n')[0]);
   check(s.state === 'unverified' && /Day 2\./.test(s.frameText || ''), `workers blocked: ${s.state}, frame still loads`);
   await p2.screenshot({ path: '/tmp/szd-unverified.png' });
 } finally {
