@@ -84,6 +84,7 @@ function draw(st) {
     if (st.seq !== undefined) parts.push(t('badge.snapshot', { seq: st.seq }));
     if (st.age !== undefined && st.age !== null) parts.push(ageText(st.age));
     if (state === 'stale') parts.push(t('badge.stale_hint'));
+    if (st.blockedParts && st.blockedParts.length) parts.push('⚠ ' + t('badge.parts', { n: st.blockedParts.length }));
   } else if (state === 'blocked') {
     parts.push(t('badge.blocked'), st.error || t('blocked.title'));
   } else if (state === 'unverified') {
@@ -126,6 +127,7 @@ function draw(st) {
   }
   if (st.offline) notes.append(el('p', { class: 'sz-offline' }, t('badge.offline')));
   if (st.warning) notes.append(el('p', { class: 'sz-warning' }, '⚠ ' + st.warning));
+  if (st.blockedParts && st.blockedParts.length) notes.append(el('p', { class: 'sz-warning' }, '⚠ ' + t('badge.parts_list', { list: st.blockedParts.join(', ') })));
   if (st.refreshError) notes.append(el('p', { class: 'sz-warning' }, '⚠ ' + t('warning.refused', { error: st.refreshError })));
 
   const details = el('details', {}, el('summary', {}, t('badge.details')), dl, notes);

@@ -331,10 +331,12 @@ async function getObject(entry) {
 // ---------- what was served ----------
 
 const served = new Map(); // url without fragment -> record
+const docs = new Map(); // client id of a framed document -> its url
 function remember(url, rec) {
   served.delete(url);
   served.set(url, rec);
   if (served.size > 500) served.delete(served.keys().next().value);
+  if (docs.size > 500) docs.delete(docs.keys().next().value);
 }
 
 async function statusOf(st, t) {
@@ -388,7 +390,7 @@ function page(t, status, title, body) {
   const html = `<!doctype html><html lang="${esc(t.lang)}"><head><meta charset="utf-8">`
     + '<meta name="viewport" content="width=device-width, initial-scale=1">'
     + `<title>${esc(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}`
-    + 'dt{font-weight:600}code{overflow-wrap:anywhere}</style></head>'
+    + 'code{overflow-wrap:anywhere}table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:4px 12px 4px 0;border-top:1px solid #ccc}</style></head>'
     + `<body><h1>${esc(title)}</h1>${body}</body></html>`;
   return new Response(html, {
     status,
@@ -408,14 +410,14 @@ function mirrorLinks(t, sitePath) {
 }
 
 function errorPage(t, sitePath, tried, headline) {
-  const rows = (tried.length ? tried : [{ kind: 'fetch', message: '', source: '' }]).map((x) => {
+  const rows = tried.map((x) => {
     const reason = t('reason.' + x.kind);
-    return `<li><dl><dt>${esc(t('error.source'))}</dt><dd><code>${esc(host(x.source) || '-')}</code></dd>`
-      + `<dt>${esc(t('error.reason'))}</dt><dd>${esc(reason === 'reason.' + x.kind ? x.kind : reason)}`
-      + (x.message ? `<br><code>${esc(x.message)}</code>` : '') + '</dd></dl></li>';
+    return `<tr><td><code>${esc(host(x.source) || '-')}</code></td><td>${esc(reason === 'reason.' + x.kind ? x.kind : reason)}`
+      + (x.message ? `<br><small><code>${esc(x.message)}</code></small>` : '') + '</td></tr>';
   }).join('');
   const body = `<p>${esc(headline || t('error.intro'))}</p>`
-    + `<dl><dt>${esc(t('error.path'))}</dt><dd><code>/${esc(sitePath)}</code></dd></dl><ul>${rows}</ul>`
+    + `<p><b>${esc(t('error.path'))}:</b> <code>/${esc(sitePath)}</code></p>`
+    + (rows ? `<table><tr><th>${esc(t('error.source'))}</th><th>${esc(t('error.reason'))}</th></tr>${rows}</table>` : '')
     + mirrorLinks(t, sitePath)
     + `<p><a href="">${esc(t('error.retry'))}</a></p>`;
   return page(t, 502, t('error.title'), body);
@@ -452,8 +454,20 @@ function sitePathOf(url) {
 
 function withTimeout(p, ms) { return Promise.race([p, new Promise((r) => setTimeout(r, ms))]); }
 
-async function content(req, url) {
+async function content(req, url, ev) {
   const key = url.href.split('#')[0];
+  // A document's own record answers the shell; a part of a page (image, CSS)
+  // that fails is added to its document's record.
+  const doc = req.mode === 'navigate';
+  const note = (rec) => {
+    if (doc) {
+      remember(key, rec);
+      if (ev.resultingClientId) docs.set(ev.resultingClientId, key);
+      return;
+    }
+    const parent = served.get(docs.get(ev.clientId));
+    if (parent && rec.state === 'blocked') (parent.parts ??= []).push('/' + sitePath);
+  };
   const t = await tr();
   const sitePath = sitePathOf(url) ?? url.pathname.slice(SCOPE_PATH.length);
   await init();
@@ -461,17 +475,17 @@ async function content(req, url) {
   const blocked = blockedReason();
   if (blocked) {
     const msg = t(blocked.key, blocked.vars);
-    remember(key, { state: 'blocked', error: msg });
+    note({ state: 'blocked', error: msg });
     return errorPage(t, sitePath, [], msg);
   }
   if (!current) {
     const tried = (stateError && stateError.all) || [];
-    remember(key, { state: 'blocked', error: t('blocked.state'), source: tried[0] && host(tried[0].source) });
+    note({ state: 'blocked', error: t('blocked.state'), source: tried[0] && host(tried[0].source) });
     return errorPage(t, sitePath, tried, t('blocked.state'));
   }
   const st = current;
   if (sitePathOf(url) === null) {
-    remember(key, { state: 'verified', st, missing: true });
+    note({ state: 'verified', st, missing: true });
     return notFoundPage(t, sitePath);
   }
   let entry;
@@ -480,15 +494,15 @@ async function content(req, url) {
   } catch (e) {
     if (e.kind === 'not-found' && !e.tried) {
       // Not a path any snapshot can hold (§6).
-      remember(key, { state: 'verified', st, missing: true });
+      note({ state: 'verified', st, missing: true });
       return notFoundPage(t, sitePath);
     }
     const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
-    remember(key, { state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
+    note({ state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
     return errorPage(t, sitePath, tried);
   }
   if (!entry) {
-    remember(key, { state: 'verified', st, missing: true });
+    note({ state: 'verified', st, missing: true });
     return notFoundPage(t, sitePath);
   }
   if (entry.kind === 'dir') {
@@ -501,10 +515,10 @@ async function content(req, url) {
     got = await getObject(entry);
   } catch (e) {
     const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
-    remember(key, { state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
+    note({ state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
     return errorPage(t, sitePath, tried);
   }
-  remember(key, { state: 'verified', st, source: got.source === 'cache' ? 'cache' : host(got.source) });
+  note({ state: 'verified', st, source: got.source === 'cache' ? 'cache' : host(got.source) });
   return new Response(got.bytes, {
     status: 200,
     headers: {
@@ -535,7 +549,7 @@ self.addEventListener('fetch', (e) => {
     e.respondWith(shellPage());
     return;
   }
-  e.respondWith(content(req, url).catch(async (err) => {
+  e.respondWith(content(req, url, e).catch(async (err) => {
     const t = await tr();
     return errorPage(t, url.pathname, [{ kind: err.kind || 'verify', message: err.message || String(err), source: REPO }]);
   }));
@@ -575,7 +589,7 @@ self.addEventListener('message', (e) => {
       const base = await statusOf(rec.st || current, t);
       let state = rec.state;
       if (state === 'verified' && base.stale) state = 'stale';
-      reply({ ...base, state, error: rec.error, source: rec.source, missing: !!rec.missing });
+      reply({ ...base, state, error: rec.error, source: rec.source, missing: !!rec.missing, blockedParts: rec.parts || [] });
     }
   })());
 });

@@ -81,11 +81,14 @@ async function launch(opts = {}) {
 // Waits for the shell to settle on a state other than 'checking'; returns what the badge says.
 async function settle(page, want) {
   await page.waitForFunction((w) => {
+    if (!document.getElementById('samizdat-badge')) return true; // a raw page
     const s = document.documentElement.dataset.samizdat;
     return s && s !== 'checking' && (!w || w.includes(s));
   }, want, { timeout: 20000 }).catch(() => {});
+  await page.waitForLoadState('load');
   return page.evaluate(() => {
     const b = document.getElementById('samizdat-badge');
+    if (!b) return { state: 'raw', text: document.body.innerText, url: location.pathname };
     const f = document.getElementById('samizdat-frame');
     let frameText = null, frameUrl = null;
     try { frameText = f.contentDocument.body.innerText; frameUrl = f.contentWindow.location.pathname; } catch {}
@@ -152,6 +155,39 @@ try {
     return [r.status, r.headers.get('content-type'), r.headers.get('x-content-type-options')];
   });
   check(hdr.join() === '200,text/html,nosniff', `content headers ${hdr.join()}`);
+
+  // 5. A part of a page (here a fetch by the framed page) that fails is listed against its page.
+  const big = obj('state.2.file.data/big.bin');
+  const bigGood = fs.readFileSync(big);
+  const bigBad = Buffer.from(bigGood);
+  bigBad[20000] ^= 1;
+  fs.writeFileSync(big, bigBad);
+  await page.goto(`${BASE}/`);
+  await settle(page);
+  const partStatus = await page.evaluate(async () => {
+    const w = document.getElementById('samizdat-frame').contentWindow;
+    const code = (await w.fetch('/data/big.bin')).status;
+    const st = await new Promise((r) => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = (e) => r(e.data);
+      navigator.serviceWorker.controller.postMessage({ type: 'status', url: w.location.href }, [ch.port2]);
+    });
+    return { code, parts: st.blockedParts };
+  });
+  check(partStatus.code === 502 && partStatus.parts.includes('/data/big.bin'), `a failed part: ${JSON.stringify(partStatus)}`);
+  fs.writeFileSync(big, bigGood);
+
+  // 5b. A forced reload (bypasses the worker): never shown as verified. On a
+  // static host the address is the site's own by then, so the raw page shows
+  // (no badge at all); a mirror would send the shell, which says unverified.
+  const cdp = await ctx.newCDPSession(page);
+  await page.goto(`${BASE}/_samizdat/`);
+  await settle(page);
+  await cdp.send('Page.reload', { ignoreCache: true });
+  await page.waitForLoadState('load');
+  s = await settle(page);
+  console.log('  forced reload:', s.state, s.text.split('\n')[0]);
+  check(s.state === 'raw' || s.state === 'unverified', `forced reload: ${s.state}`);
 
   // 6. A replayed older head (rollback): refused, seq 2 kept, warning shown.
   const headFile = path.join(D, '_samizdat/repo/head');
