@@ -58,8 +58,22 @@ function check(ok, what) {
   if (!ok) failures++;
 }
 
-function serve() {
-  const p = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', String(PORT)], { cwd: D, stdio: 'ignore' });
+// Like a mirror, the "mirror" server sends the shell (D/_samizdat/index.html) to a browser
+// navigation the worker did not handle (Sec-Fetch-Mode: navigate, Sec-Fetch-Dest: document).
+const MIRROR_PY = `
+import http.server, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        if (self.headers.get('Sec-Fetch-Mode') == 'navigate' and self.headers.get('Sec-Fetch-Dest') == 'document'
+                and not self.path.startswith('/_samizdat/')):
+            self.path = '/_samizdat/index.html'
+        return super().do_GET()
+http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
+`;
+
+function serve(kind = 'static', port = PORT) {
+  const args = kind === 'mirror' ? ['-c', MIRROR_PY, String(port)] : ['-m', 'http.server', '--bind', '127.0.0.1', String(port)];
+  const p = spawn('python3', args, { cwd: D, stdio: 'ignore' });
   process.on('exit', () => p.kill());
   return new Promise((resolve, reject) => setTimeout(() => {
     if (p.exitCode !== null) reject(new Error(`python3 -m http.server exited (port ${PORT} in use?)`));
@@ -235,7 +249,32 @@ try {
   server.kill();
 }
 
-// 10. Workers blocked: the raw page shows, clearly unverified.
+// 10. A mirror-like host: the shell on a first visit to any path, and after a forced reload.
+{
+  const MPORT = PORT + 1;
+  const mserver = await serve('mirror', MPORT);
+  const ctx3 = await launch();
+  try {
+    const p3 = ctx3.pages()[0] || (await ctx3.newPage());
+    await p3.goto(`http://127.0.0.1:${MPORT}/${encodeURI('新闻/今日.html')}`);
+    let s = await settle(p3);
+    check(s.state === 'stale' && /你好/.test(s.frameText || ''), `mirror, first visit to a deep path: ${s.state}`);
+    const cdp = await ctx3.newCDPSession(p3);
+    await cdp.send('Page.reload', { ignoreCache: true });
+    await p3.waitForLoadState('load');
+    await p3.waitForFunction(() => { try { return document.getElementById('samizdat-frame').contentDocument.readyState === 'complete' && document.documentElement.dataset.samizdat !== 'checking'; } catch { return false; } }, null, { timeout: 20000 }).catch(() => {});
+    s = await settle(p3);
+    const controlled = await p3.evaluate(() => !!document.getElementById('samizdat-frame').contentWindow.navigator.serviceWorker.controller);
+    console.log(`  mirror, forced reload: ${s.state}, frame controlled: ${controlled}: ${s.text.split('\n')[0]}`);
+    check(controlled ? s.state === 'stale' : s.state === 'unverified', 'mirror, forced reload: the badge matches whether the frame is controlled');
+    await p3.screenshot({ path: '/tmp/szd-forced-reload.png' });
+  } finally {
+    await ctx3.close();
+    mserver.kill();
+  }
+}
+
+// 11. Workers blocked: the raw page shows, clearly unverified.
 server = await serve();
 const ctx2 = await launch({ serviceWorkers: 'block' });
 try {
