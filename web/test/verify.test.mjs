@@ -287,6 +287,7 @@ test('resolvePath: files, directories, absent and unsafe paths', async () => {
     assert.equal(await v.resolvePath(state2, absent, getTree), null, absent);
   }
   const unsafe = ['../etc/passwd', '/index.html', 'a//b', '', 'data/', './index.html', 'a\\b', 'a\0b', 'a\nb', 'cafe\u0301.html', 'C:evil', 'x?.html', 'CON', 'nul.txt', 'com1.x', 'dot.', 'space ', 'a\u202eb', '\ufeffindex.html', Array(65).fill('a').join('/'), 'a'.repeat(256), 'a/'.repeat(2049) + 'a'];
+  await rejects(v.resolvePath(state2, Array(17).fill('a'.repeat(255)).join('/'), getTree), 'not-found', /4096/);
   for (const bad of unsafe) await rejects(v.resolvePath(state2, bad, getTree), 'not-found', /unsafe path/);
   // Valid names that look odd are allowed (FORMAT §6).
   for (const ok of ['.well-known', 'a b.html', 'console.log', 'com10', 'café.html', Array(64).fill('a').join('/')]) {
@@ -468,10 +469,11 @@ test('CBOR: non-shortest heads, indefinite lengths, tags, floats, negatives, tra
     'indefinite array': Uint8Array.of(0x9f, 0xff),
     'indefinite text': Uint8Array.of(0x81, 0x85, 0x7f, 0x61, 0x61, 0xff, 0x00, 0x58, 0x20, ...new Uint8Array(32), 0x05, 0x60),
     'reserved info 28': Uint8Array.of(0x9c),
-    'tag': cat([0xc0], good),
+    tag: cat([0xc0], good),
+    'tag inside': cat(good.subarray(0, 2), [0xd8, 0x20], good.subarray(2)),
     'negative int': cat(good.subarray(0, -11), [0x24], good.subarray(-10)),
     'float': cat(good.subarray(0, -11), [0xf9, 0x45, 0x00], good.subarray(-10)),
-    'true': Uint8Array.of(0x81, 0x85, 0x61, 0x61, 0xf5),
+    true: cat(good.subarray(0, -11), [0xf5], good.subarray(-10)),
     'undefined': Uint8Array.of(0xf7),
     'trailing byte': cat(good, [0x00]),
     'truncated': good.subarray(0, -1),
@@ -481,6 +483,9 @@ test('CBOR: non-shortest heads, indefinite lengths, tags, floats, negatives, tra
   assert.throws(() => v.decodeTree(cat(good, [0x00])), { message: /trailing/ });
   assert.throws(() => v.decodeTree(Uint8Array.of(0x98, 0x00)), { message: /canonical/ });
   assert.throws(() => v.decodeTree(Uint8Array.of(0x9f, 0xff)), { message: /indefinite/ });
+  for (const what of ['tag', 'tag inside', 'negative int', 'float', 'true', 'undefined']) {
+    assert.throws(() => v.decodeTree(bad[what]), { message: /not allowed/ }, what);
+  }
   // 64-bit heads: non-shortest for a value below 2^32.
   const seq8 = cborMap(headFields());
   const at = 39; // a8, 00 01, 01 58 20 <32 bytes>, then key 02 and the seq value 02
@@ -710,4 +715,188 @@ test('Ed25519: the WebCrypto and noble backends agree', { skip: !webcryptoEd2551
   assert.deepEqual(results.webcrypto, results.noble);
   // Both outcomes occur: 1 head + 3 documents valid, the rest not.
   assert.equal(results.noble.filter(Boolean).length, 5);
+});
+
+// --- Documents signed here with the public test seeds -----------------------------
+//
+// The vectors' seeds are public (tests/vectors/README.md), so the tests can sign new roots,
+// keysets, snapshots and heads to reach the checks no committed vector reaches.
+
+const SEED = {
+  root: v.fromHex(expected['key.root.seed']),
+  signing: v.fromHex(expected['key.signing.seed']),
+  old: v.fromHex(expected['key.old_signing.seed']),
+  root2: await v.sha256(enc.encode('web/test: second root key')),
+  other: await v.sha256(enc.encode('web/test: second signing key')),
+};
+const PUB = Object.fromEntries(await Promise.all(Object.entries(SEED).map(async ([k, s]) => [k, await ed.getPublicKeyAsync(s)])));
+const byBytes = (a, b) => v.hex(a.key ?? a).localeCompare(v.hex(b.key ?? b));
+
+const rootBody = (r) => cborMap([1, r.name, r.version, r.threshold, r.keys, r.created, r.prev, r.site]);
+const keysetBody = (k) =>
+  cborMap([1, k.site, k.version, k.rootVersion, k.threshold, k.keys.map((e) => [e.key, e.expires]), k.revoked.map((e) => [e.key, e.maxSeq]), k.created]);
+const snapshotBody = (s) =>
+  cborMap([1, s.site, s.seq, s.created, s.expires, s.prev, [s.root.hash, s.root.len], s.keysetVersion, s.files, s.bytes, s.mirrors]);
+const headBody = (h) => cborMap([1, h.site, h.seq, h.snapshot, h.issued, h.expires, h.keysetVersion, h.rootVersion]);
+
+async function envelope(role, body, signers) {
+  const message = cat(enc.encode(`samizdat-v1/${role}\0`), body);
+  const sigs = [];
+  for (const name of signers) sigs.push([1, PUB[name], await ed.signAsync(message, SEED[name])]);
+  return cbor([role, body, sigs]);
+}
+
+// Repository files for the given documents (defaults: those of seq 2); the head names the snapshot.
+async function publish({ roots = [], keyset = {}, snapshot = {}, head = {} } = {}) {
+  const files = {};
+  for (const [i, r] of roots.entries()) files[`roots/${i + 2}.root`] = await envelope('root', rootBody(r.doc), r.signers);
+  const ks = { ...state2.keyset, ...keyset.doc };
+  files[`keysets/${ks.version}.keyset`] = await envelope('keyset', keysetBody(ks), keyset.signers ?? ['root']);
+  const sbody = snapshotBody({ ...state2.snapshot, ...snapshot.doc });
+  const id = await v.sha256(sbody);
+  files[`snapshots/${v.hex(id)}.snap`] = await envelope('snapshot', sbody, snapshot.signers ?? ['signing']);
+  const h = { ...state2.head, snapshot: id, ...head.doc };
+  files.head = await envelope('head', headBody(h), head.signers ?? ['signing']);
+  return files;
+}
+const loadPublished = async (docs) => v.loadVerified(repo(await publish(docs)), SITE);
+
+test('the test signer reproduces the committed documents byte for byte', async () => {
+  assert.deepEqual(rootBody(v.decodeRoot(read('documents/root-1.body.cbor'))), read('documents/root-1.body.cbor'));
+  assert.deepEqual(keysetBody(state2.keyset), read('documents/keyset-1.body.cbor'));
+  assert.deepEqual(snapshotBody(state2.snapshot), read('documents/snapshot-2.body.cbor'));
+  const files = await publish();
+  assert.deepEqual(files.head, read('repo/head'));
+  assert.deepEqual(files['keysets/1.keyset'], read('repo/keysets/1.keyset'));
+  assert.deepEqual(files[`snapshots/${expected['state.2.snapshot.id']}.snap`], read(`repo/snapshots/${expected['state.2.snapshot.id']}.snap`));
+  assert.deepEqual(await envelope('root', v.decodeEnvelope(GENESIS, 'root').body, ['root']), GENESIS);
+});
+
+test('§8.4, §8.5: a key counts only up to its expiry, at the document’s own time', async () => {
+  const expires = state2.keyset.keys[0].expires;
+  assert.equal((await loadPublished({ head: { doc: { issued: expires } } })).head.issued, expires);
+  await rejects(loadPublished({ head: { doc: { issued: expires + 1n } } }), 'verify', /head: 0 valid signature/);
+  const late = { doc: { created: expires + 1n, expires: expires + 2n } };
+  await rejects(loadPublished({ snapshot: late }), 'verify', /snapshot [0-9a-f]+: 0 valid signature/);
+  assert.equal((await loadPublished({ snapshot: { doc: { created: expires } } })).snapshot.created, expires);
+});
+
+test('§4.4: thresholds count distinct allowed keys; others are ignored', async () => {
+  const keys = [
+    { key: PUB.signing, expires: 2n ** 40n },
+    { key: PUB.other, expires: 2n ** 40n },
+  ].sort(byBytes);
+  const keyset = { doc: { threshold: 2n, keys } };
+  const both = await loadPublished({ keyset, snapshot: { signers: ['signing', 'other'] }, head: { signers: ['other', 'signing'] } });
+  assert.deepEqual(both.signers.map(v.hex).sort(), [PUB.signing, PUB.other].map(v.hex).sort());
+  // One key twice is one signature.
+  await rejects(loadPublished({ keyset, snapshot: { signers: ['signing', 'signing'] }, head: { signers: ['other', 'signing'] } }), 'verify', /1 valid signature\(s\), threshold 2/);
+  // Signatures by unknown and revoked keys neither count nor fail.
+  const one = await loadPublished({ snapshot: { signers: ['old', 'root', 'signing'] }, head: { signers: ['other', 'signing'] } });
+  assert.deepEqual(one.signers.map(v.hex), [expected['key.signing.public']]);
+  await rejects(loadPublished({ head: { signers: ['old'] } }), 'verify', /head: 0 valid/);
+  // A keyset signed by a signing key instead of the root.
+  await rejects(loadPublished({ keyset: { signers: ['signing'] } }), 'verify', /keyset version 1: 0 valid/);
+});
+
+test('§8.3–8.5: cross-document checks', async () => {
+  await rejects(loadPublished({ keyset: { doc: { site: new Uint8Array(32) } } }), 'wrong-publisher', /keyset/);
+  await rejects(loadPublished({ head: { doc: { site: new Uint8Array(32) } } }), 'wrong-publisher', /head/);
+  await rejects(loadPublished({ snapshot: { doc: { site: new Uint8Array(32) } } }), 'wrong-publisher', /snapshot/);
+  await rejects(loadPublished({ snapshot: { doc: { seq: 3n } } }), 'verify', /seq 3, the head says 2/);
+  await rejects(loadPublished({ keyset: { doc: { rootVersion: 2n } } }), 'verify', /signed under root version 2/);
+  // Snapshot signed under keyset 2 while keyset 1 is served as the head's.
+  await rejects(loadPublished({ snapshot: { doc: { keysetVersion: 2n } } }), 'verify', /signed under keyset 2/);
+  await rejects(loadPublished({ head: { doc: { rootVersion: 0n } } }), 'verify', /root version 0 out of range/);
+  await rejects(loadPublished({ head: { doc: { rootVersion: 1001n } } }), 'verify', /root version 1001 out of range/);
+  // The head names one snapshot, the file under that name holds another.
+  const files = await publish();
+  const sname = `snapshots/${expected['state.2.snapshot.id']}.snap`;
+  const seq1 = read(`repo/snapshots/${expected['state.1.snapshot.id']}.snap`);
+  await rejects(v.loadVerified(repo({ ...files, [sname]: seq1 }), SITE), 'verify', /the head names snapshot/);
+});
+
+test('§8.2: a root chain of two versions, and its failures', async () => {
+  const r1 = v.decodeRoot(read('documents/root-1.body.cbor'));
+  const r2 = { ...r1, version: 2n, keys: [PUB.root2], prev: await v.sha256(rootBody(r1)), site: SITE };
+  const docs = (root, signers, extra = {}) => ({
+    roots: [{ doc: root, signers }],
+    keyset: { doc: { version: 2n, rootVersion: 2n }, signers: ['root2'] },
+    snapshot: { doc: { seq: 3n, keysetVersion: 2n } },
+    head: { doc: { seq: 3n, keysetVersion: 2n, rootVersion: 2n } },
+    ...extra,
+  });
+  const state3 = await loadPublished(docs(r2, ['root', 'root2']));
+  assert.equal(state3.roots.length, 2);
+  assert.equal(state3.seq, 3n);
+  assert.equal(v.checkAdvance(state2, state3), 'newer');
+  assert.throws(() => v.checkAdvance(state3, state2), { kind: 'rollback', message: /root version 1 is older/ });
+  await rejects(loadPublished(docs(r2, ['root2'])), 'verify', /roots\/2\.root \(signatures by the previous root\)/);
+  await rejects(loadPublished(docs(r2, ['root'])), 'verify', /roots\/2\.root: 0 valid/);
+  await rejects(loadPublished(docs({ ...r2, prev: new Uint8Array(32) }, ['root', 'root2'])), 'verify', /does not link/);
+  await rejects(loadPublished(docs({ ...r2, site: new Uint8Array(32) }, ['root', 'root2'])), 'wrong-publisher', /roots\/2/);
+  await rejects(loadPublished(docs({ ...r2, version: 3n }, ['root', 'root2'])), 'verify', /says version 3/);
+  // The keyset must be signed by the newest root.
+  await rejects(loadPublished(docs(r2, ['root', 'root2'], { keyset: { doc: { version: 2n, rootVersion: 2n }, signers: ['root'] } })), 'verify', /keyset version 2: 0 valid/);
+});
+
+test('checkAdvance: same seq, lower floor after a revocation: newer, not equivocation', () => {
+  const [k1] = state2.signers;
+  const current = { ...state2, seq: 10n, snapshotId: new Uint8Array(32).fill(1) };
+  const next = { ...state2, seq: 10n, keyset: { ...state2.keyset, version: 2n, revoked: [{ key: k1, maxSeq: 3n }] } };
+  assert.equal(v.checkAdvance(current, next), 'newer');
+});
+
+test('decodeKeyset: a key both active and revoked; unsorted keys; threshold above the keys', () => {
+  const k = state2.keyset;
+  assert.equal(v.decodeKeyset(keysetBody(k)).version, 1n);
+  const active = k.keys[0];
+  const cases = {
+    'active and revoked': { revoked: [{ key: active.key, maxSeq: 0n }] },
+    'unsorted active keys': { keys: [{ key: new Uint8Array(32).fill(0xff), expires: 1n }, active] },
+    'duplicate active key': { keys: [active, active] },
+    'threshold 2 of 1': { threshold: 2n },
+    'threshold 0': { threshold: 0n },
+    'no keys': { keys: [], threshold: 0n },
+    'version 0': { version: 0n },
+  };
+  for (const [what, change] of Object.entries(cases)) assert.throws(() => v.decodeKeyset(keysetBody({ ...k, ...change })), { kind: 'decode' }, what);
+  const r1 = v.decodeRoot(read('documents/root-1.body.cbor'));
+  for (const change of [{ prev: new Uint8Array(32) }, { version: 2n }, { version: 0n }, { name: 'a\u0007b' }, { name: 'x'.repeat(1025) }, { keys: [] }]) {
+    assert.throws(() => v.decodeRoot(rootBody({ ...r1, ...change })), { kind: 'decode' }, JSON.stringify(Object.keys(change)));
+  }
+  assert.equal(v.decodeRoot(rootBody({ ...r1, name: 'x'.repeat(1024) })).name.length, 1024);
+  const s = state2.snapshot;
+  for (const change of [{ mirrors: ['a\nb'] }, { mirrors: Array(257).fill('m') }, { seq: 0n }, { root: { hash: s.root.hash, len: BigInt(16 * MIB + 1) } }]) {
+    assert.throws(() => v.decodeSnapshot(snapshotBody({ ...s, ...change })), { kind: 'decode' }, JSON.stringify(Object.keys(change)));
+  }
+  assert.equal(v.decodeSnapshot(snapshotBody({ ...s, mirrors: Array(256).fill('m') })).mirrors.length, 256);
+});
+
+test('the Ed25519 backend choice refuses a WebCrypto that is cofactored or missing', async (t) => {
+  const subtle = globalThis.crypto.subtle;
+  const { verify, importKey } = subtle;
+  t.after(() => {
+    delete subtle.verify;
+    delete subtle.importKey;
+    v._setEd25519Backend(null);
+  });
+  const choose = async () => {
+    v._setEd25519Backend(null);
+    return v._ed25519Backend();
+  };
+  assert.equal(await choose(), 'webcrypto');
+  subtle.verify = async () => true; // accepts the torsion probe, as a cofactored check would
+  assert.equal(await choose(), 'noble');
+  subtle.verify = async () => false; // rejects a valid signature
+  assert.equal(await choose(), 'noble');
+  delete subtle.verify;
+  subtle.importKey = async () => {
+    throw new DOMException('Unrecognized name.', 'NotSupportedError');
+  };
+  assert.equal(await choose(), 'noble');
+  // With Ed25519 missing, verification goes on through noble.
+  assert.equal(await v.verifySignature(SIGNING_KEY, HEAD_SIG, HEAD_MSG), true);
+  assert.equal(verify, subtle.verify);
+  assert.equal(importKey, SubtleCrypto.prototype.importKey);
 });
