@@ -1,18 +1,16 @@
-// The samizdat format-1 verifier for browsers and node (docs/BROWSER.md "verify.js API").
-// Section numbers (§) are those of docs/FORMAT.md. No DOM, no worker API: only
-// globalThis.crypto.subtle, TextEncoder/TextDecoder and the vendored noble Point.
+// samizdat format-1 verifier for browsers and node: docs/BROWSER.md "verify.js API".
+// § numbers are docs/FORMAT.md. No DOM, no worker API: WebCrypto, TextDecoder, noble's Point.
 
 import { Point } from './vendor/noble-ed25519.js';
 
 const MIB = 1 << 20;
-const MAX_ENVELOPE = MIB; // §7: envelope and document bodies
-const MAX_TREE = 16 * MIB; // §7: tree node and signed tree lengths
-const MAX_ROOTS = 1000n; // §7: root chain
-const MAX_DEPTH = 64; // §6: trees at depth 0–63, paths of at most 64 names
-const BLOCK = 16384; // §2.1
+const MAX_DOC = MIB; // §7: envelope, document body
+const MAX_TREE = 16 * MIB; // §7: tree node, signed tree length
+const MAX_DEPTH = 64; // §6
+const MAX_ROOTS = 1000n; // §7
 const L = 2n ** 252n + 27742317777372353535851937790883648493n; // Ed25519 group order
 
-/** Every failure; `kind` says what went wrong, the message names the file and the reason. */
+/** `kind`: decode, verify, wrong-publisher, rollback, equivocation, too-large, not-found, fetch. */
 export class VerifyError extends Error {
   constructor(kind, message) {
     super(message);
@@ -24,135 +22,110 @@ const fail = (kind, message) => {
   throw new VerifyError(kind, message);
 };
 
-// --- Bytes ---------------------------------------------------------------------------
+// Bytes
 
 const utf8 = new TextEncoder();
-// fatal: invalid UTF-8 is an error (§3); ignoreBOM: a leading U+FEFF is kept, so a name
-// that starts with it is seen (and rejected by §6) instead of silently losing it.
+// ignoreBOM keeps a leading U+FEFF, so §6 sees (and rejects) it instead of it vanishing.
 const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
 
 export function fromHex(text) {
-  if (typeof text !== 'string' || text.length % 2 || /[^0-9a-fA-F]/.test(text)) {
-    fail('decode', `hex: not an even number of hex digits: ${String(text).slice(0, 80)}`);
-  }
+  if (typeof text !== 'string' || text.length % 2 || /[^0-9a-f]/i.test(text)) fail('decode', `not hex: ${String(text).slice(0, 80)}`);
   return Uint8Array.from(text.match(/../g) || [], (h) => parseInt(h, 16));
 }
 
 function compareBytes(a, b) {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  for (let i = 0; i < a.length && i < b.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return a.length - b.length;
 }
 const equalBytes = (a, b) => compareBytes(a, b) === 0;
 
 function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) out.set(p, (at += p.length) - p.length);
+  parts.reduce((at, p) => (out.set(p, at), at + p.length), 0);
   return out;
 }
 
-// Little-endian bytes → BigInt (Ed25519 scalars).
 const leNumber = (bytes) => BigInt('0x' + (hex(Uint8Array.from(bytes).reverse()) || '0'));
 
-// --- Fingerprints (§1) ---------------------------------------------------------------
+// §1 Fingerprint: "sz1" + lowercase RFC 4648 base32, no padding
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 
-/** "sz1" + lowercase RFC 4648 base32 of the 32-byte site id, no padding. */
 export function fingerprint(siteId) {
   let out = 'sz1';
   let bits = 0;
   let value = 0;
   for (const byte of siteId) {
     value = (value << 8) | byte;
-    bits += 8;
-    while (bits >= 5) out += B32[(value >>> (bits -= 5)) & 31];
+    for (bits += 8; bits >= 5; ) out += B32[(value >>> (bits -= 5)) & 31];
   }
-  if (bits) out += B32[(value << (5 - bits)) & 31];
-  return out;
+  return bits ? out + B32[(value << (5 - bits)) & 31] : out;
 }
 
 export function parseFingerprint(text) {
   const fp = String(text).trim().toLowerCase();
-  const bad = (why) => fail('decode', `fingerprint ${JSON.stringify(String(text).trim())}: ${why}`);
-  if (!fp.startsWith('sz1')) bad('does not start with sz1');
-  const digits = fp.slice(3);
-  if (digits.length !== 52 || /[^a-z2-7]/.test(digits)) bad('not 52 base32 characters');
+  if (!/^sz1[a-z2-7]{52}$/.test(fp)) fail('decode', `fingerprint ${JSON.stringify(fp)}: not sz1 and 52 base32 characters`);
   const out = new Uint8Array(32);
   let bits = 0;
   let value = 0;
   let n = 0;
-  for (const c of digits) {
+  for (const c of fp.slice(3)) {
     value = ((value << 5) | B32.indexOf(c)) & 0xfff;
-    bits += 5;
-    if (bits >= 8) out[n++] = (value >>> (bits -= 8)) & 255;
+    if ((bits += 5) >= 8) out[n++] = value >>> (bits -= 8);
   }
-  // 52 × 5 = 260 bits: the last character carries 4 bits that MUST be zero.
-  if (value & ((1 << bits) - 1)) bad('nonzero trailing bits');
+  // 260 bits for 256: the 4 left over MUST be zero, i.e. the encoding is the one fingerprint().
+  if (fingerprint(out) !== fp) fail('decode', `fingerprint ${fp}: nonzero trailing bits`);
   return out;
 }
 
-// --- Hashes (§2) ---------------------------------------------------------------------
+// §2 Hashes
 
 export const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
 
-/** §2.1: the BEP 52 Merkle root over 16 KiB blocks, leaves zero-padded to a power of two. */
+/** §2.1: BEP 52 Merkle root of 16 KiB blocks, leaves padded with zero hashes to a power of two. */
 export async function objectAddress(bytes) {
   const blocks = [];
-  for (let at = 0; at < bytes.length || at === 0; at += BLOCK) blocks.push(bytes.subarray(at, at + BLOCK));
+  for (let at = 0; at < bytes.length || !at; at += 16384) blocks.push(bytes.subarray(at, at + 16384));
   let layer = await Promise.all(blocks.map(sha256));
   while (layer.length & (layer.length - 1)) layer.push(new Uint8Array(32));
-  while (layer.length > 1) {
-    const pairs = [];
-    for (let i = 0; i < layer.length; i += 2) pairs.push(sha256(concat(layer[i], layer[i + 1])));
-    layer = await Promise.all(pairs);
-  }
+  while (layer.length > 1) layer = await Promise.all(layer.filter((_, i) => !(i & 1)).map((l, i) => sha256(concat(l, layer[2 * i + 1]))));
   return layer[0];
 }
 
-// --- Ed25519, strict (§4.3) ----------------------------------------------------------
-//
-// The strict rules are checked here whatever the backend does: S < L, A and R decode
-// (RFC 8032 §5.1.3, rejecting y ≥ p) and are not of small order. The equation is the
-// cofactorless one: encode([S]B − [k]A) = R. WebCrypto (OpenSSL, BoringSSL, NSS) checks it
-// that way; a probe at start-up makes sure (a WebCrypto that accepts a signature whose R
-// has a small-order component is cofactored, and is not used). noble's own verify() is
-// cofactored even with zip215:false, so the fallback computes the equation with noble's
-// Point instead.
+// §4.3 Ed25519, strict. The rules WebCrypto need not check are checked here: S < L, A and R
+// decode strictly (RFC 8032, y < p) and are not of small order. Rule 5 is the cofactorless
+// equation encode([S]B − [k]A) = R. OpenSSL, BoringSSL and NSS check it so; a start-up probe
+// refuses a WebCrypto that is cofactored (accepts R + T, T of order 8). noble's verify() is
+// cofactored even with zip215:false, so the fallback does the equation with noble's Point.
 
-// A probe key, message and two signatures: a valid one and one with R + T (T of order 8),
-// valid only under the cofactored equation.
 const PROBE_KEY = 'cc860387919af3051d0a60233e136e4e63521d4e616934b402ac5fe4038e54d3';
 const PROBE_MSG = utf8.encode('samizdat ed25519 probe');
 const PROBE_GOOD =
   '00af449e14f7f201ce045a4f3e4bedc190bee33b058df8992b32f8a28a4cefeabeae22aad4d6d9aa21aa8388f8d6618928a473fc742663bd37dfd1335b0eb70c';
-const PROBE_TORSION =
+const PROBE_TORSION = // valid only under the cofactored equation
   'a5b8cfb30f6a4497a3a1bb1d1c216323f6b67d271848ef4bdf796ffb9365851760e182bb130ecf69f89bc5c6552fb47d0c453de802ce9d65a693095c0074fd07';
 
-let forcedBackend = null;
+let forced = null;
 let backend = null;
 
-/** Tests only: force 'noble' or 'webcrypto', or null to choose automatically again. */
+/** Tests: force 'noble' or 'webcrypto'; null chooses again. */
 export function _setEd25519Backend(name) {
-  forcedBackend = name;
+  forced = name;
   backend = null;
 }
 
-/** The backend in use: 'webcrypto' or 'noble'. */
-export const _ed25519Backend = () => (backend ??= forcedBackend ? Promise.resolve(forcedBackend) : probe());
+/** → Promise of 'webcrypto' or 'noble'. */
+export const _ed25519Backend = () => (backend ??= forced ? Promise.resolve(forced) : probe());
 
 async function probe() {
   try {
     const key = fromHex(PROBE_KEY);
-    const good = await webcryptoVerify(key, fromHex(PROBE_GOOD), PROBE_MSG);
-    const torsion = await webcryptoVerify(key, fromHex(PROBE_TORSION), PROBE_MSG);
-    if (good && !torsion) return 'webcrypto';
-  } catch {
-    // No Ed25519 in this WebCrypto (NotSupportedError) or another failure: use noble.
-  }
+    if ((await webcryptoVerify(key, fromHex(PROBE_GOOD), PROBE_MSG)) && !(await webcryptoVerify(key, fromHex(PROBE_TORSION), PROBE_MSG))) {
+      return 'webcrypto';
+    }
+  } catch {} // NotSupportedError: no Ed25519 in this WebCrypto
   return 'noble';
 }
 
@@ -161,26 +134,24 @@ async function webcryptoVerify(key, sig, message) {
   return crypto.subtle.verify({ name: 'Ed25519' }, k, sig, message);
 }
 
-// §4.3 rule 5 with noble's point arithmetic: k = SHA-512(R || A || M) mod L.
+// Rule 5 with noble's arithmetic: k = SHA-512(R || A || M) mod L.
 async function nobleVerify(key, sig, message, A, S) {
-  const k = leNumber(new Uint8Array(await crypto.subtle.digest('SHA-512', concat(sig.subarray(0, 32), key, message)))) % L;
-  const R = Point.BASE.multiply(S, false).subtract(A.multiply(k, false));
-  return equalBytes(R.toBytes(), sig.subarray(0, 32));
+  const R = sig.subarray(0, 32);
+  const k = leNumber(new Uint8Array(await crypto.subtle.digest('SHA-512', concat(R, key, message)))) % L;
+  return equalBytes(Point.BASE.multiply(S, false).subtract(A.multiply(k, false)).toBytes(), R);
 }
 
 const decodePoint = (bytes) => {
   try {
-    return Point.fromBytes(bytes, false); // strict RFC 8032 decoding, not ZIP-215
+    return Point.fromBytes(bytes, false); // strict, not ZIP-215
   } catch {
     return null;
   }
 };
 
-/** §4.3: true iff `sig` is a strictly valid Ed25519 signature of `message` by `key`. */
+/** §4.3 → boolean. */
 export async function verifySignature(key, sig, message) {
-  if (!(key instanceof Uint8Array) || !(sig instanceof Uint8Array) || key.length !== 32 || sig.length !== 64) {
-    return false;
-  }
+  if (!(key instanceof Uint8Array && sig instanceof Uint8Array && key.length === 32 && sig.length === 64)) return false;
   const S = leNumber(sig.subarray(32));
   if (S >= L) return false; // rule 3
   const A = decodePoint(key);
@@ -189,21 +160,15 @@ export async function verifySignature(key, sig, message) {
   if ((await _ed25519Backend()) === 'webcrypto') {
     try {
       return await webcryptoVerify(key, sig, message);
-    } catch {
-      // A WebCrypto that refuses this key: the strict noble path gives the same answer.
-    }
+    } catch {} // a WebCrypto that refuses this key: noble gives the same answer
   }
   return nobleVerify(key, sig, message, A, S);
 }
 
-// --- Canonical CBOR (§3) -------------------------------------------------------------
-//
-// A strict decoder for exactly the subset of §3: unsigned integers (as BigInt), byte and
-// text strings, arrays, maps, null. Every head must be the shortest; everything else
-// (negative integers, tags, floats, other simple values, indefinite lengths) is rejected.
-// Maps come back as CborMap so that the document decoders can report an unknown format
-// version before judging the keys (§3). With shortest heads, definite lengths and the
-// exact key sequences checked by the schema, the input is the one canonical encoding.
+// §3 Canonical CBOR: uints (as BigInt), byte and text strings, arrays, maps, null; shortest
+// heads only. Maps come back as CborMap so a document's unknown version is reported before
+// its keys are judged. Shortest heads + definite lengths + the exact key sequences of the
+// schemas leave one encoding per value, so no re-encoding is needed.
 
 class CborMap {
   constructor(entries) {
@@ -216,22 +181,17 @@ function decodeCbor(bytes, what, maxLen) {
   const bad = (why) => fail('decode', `${what}: malformed: ${why}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = 0;
+  const left = () => BigInt(bytes.length - pos);
 
-  // The argument of a head whose additional info is `info`, checked to be the shortest.
   function argument(info) {
     if (info < 24) return BigInt(info);
-    if (info > 27) bad(info === 31 ? 'indefinite length' : 'reserved additional information');
+    if (info > 27) bad(info === 31 ? 'indefinite length' : 'reserved head');
     const n = 1 << (info - 24);
     if (pos + n > bytes.length) bad('truncated');
     const v = n === 8 ? view.getBigUint64(pos) : BigInt(n === 1 ? bytes[pos] : n === 2 ? view.getUint16(pos) : view.getUint32(pos));
     pos += n;
-    if (v < (n === 1 ? 24n : 1n << BigInt(4 * n))) bad('not in canonical encoding (integer or length head not the shortest)');
+    if (v < (n === 1 ? 24n : 1n << BigInt(4 * n))) bad('not in canonical encoding (head not the shortest)');
     return v;
-  }
-
-  function take(length) {
-    if (length > BigInt(bytes.length - pos)) bad('truncated');
-    return bytes.subarray(pos, (pos += Number(length)));
   }
 
   function item(depth) {
@@ -240,263 +200,195 @@ function decodeCbor(bytes, what, maxLen) {
     const initial = bytes[pos++];
     const major = initial >> 5;
     if (initial === 0xf6) return null;
-    if (major === 1 || major >= 6) bad(`CBOR item 0x${initial.toString(16)} not allowed (negative, tag, float or simple value)`);
+    if (major === 1 || major > 5) bad(`item 0x${initial.toString(16)} not allowed (negative, tag, float, simple)`);
     const v = argument(initial & 31);
     if (major === 0) return v;
-    if (major === 2) return take(v).slice();
-    if (major === 3) {
+    // Each item takes at least a byte: a count or length beyond the input is truncated.
+    if (v > left()) bad('truncated');
+    if (major < 4) {
+      const s = bytes.subarray(pos, (pos += Number(v)));
+      if (major === 2) return s.slice();
       try {
-        return utf8Strict.decode(take(v));
-      } catch (e) {
-        if (e instanceof VerifyError) throw e;
-        bad('invalid UTF-8 in a text string');
+        return utf8Strict.decode(s);
+      } catch {
+        bad('invalid UTF-8');
       }
     }
-    // Each item takes at least one byte: a count beyond the rest of the input is a lie.
-    if (v > BigInt(bytes.length - pos)) bad('truncated');
     const out = [];
-    for (let i = 0; i < Number(v); i++) out.push(major === 4 ? item(depth + 1) : [item(depth + 1), item(depth + 1)]);
+    for (let i = 0; i < v; i++) out.push(major === 4 ? item(depth + 1) : [item(depth + 1), item(depth + 1)]);
     return major === 4 ? out : new CborMap(out);
   }
 
   const value = item(0);
-  if (pos !== bytes.length) bad(`${bytes.length - pos} trailing byte(s) after the item`);
+  if (pos < bytes.length) bad(`${bytes.length - pos} trailing byte(s) after the item`);
   return value;
 }
 
-// --- Schema helpers ------------------------------------------------------------------
+// Schema checks
 
-const isBytes = (v, n) => v instanceof Uint8Array && (n === undefined || v.length === n);
 const need = (ok, what, why) => ok || fail('decode', `${what}: malformed: ${why}`);
-
+const isBytes = (v, n = v?.length) => v instanceof Uint8Array && v.length === n;
 const uint = (v, what) => (need(typeof v === 'bigint', what, 'expected an unsigned integer'), v);
 const hash = (v, what) => (need(isBytes(v, 32), what, 'expected 32 bytes'), v);
-const hashOrNull = (v, what) => (v === null ? null : hash(v, what));
 const array = (v, what, max, exact) => {
-  need(Array.isArray(v), what, 'expected an array');
-  need(exact === undefined ? v.length <= max : v.length === exact, what, `array of ${v.length} items`);
+  need(Array.isArray(v) && (exact === undefined ? v.length <= max : v.length === exact), what, 'expected an array of the right length');
   return v;
 };
-const hasControl = (s) => /[\u0000-\u001f\u007f-\u009f]/.test(s); // Unicode category Cc
-function text(v, what, maxBytes) {
-  need(typeof v === 'string', what, 'expected a text string');
-  need(utf8.encode(v).length <= maxBytes, what, `text longer than ${maxBytes} bytes`);
-  return v;
-}
+const hasControl = (s) => /[\u0000-\u001f\u007f-\u009f]/.test(s); // Unicode Cc
+const text = (v, what, maxBytes) => (need(typeof v === 'string' && utf8.encode(v).length <= maxBytes, what, `expected text of at most ${maxBytes} bytes`), v);
+const label = (v, what, maxBytes) => (need(!hasControl(text(v, what, maxBytes)), what, 'control character'), v);
+const ascending = (keys, what) => keys.forEach((k, i) => need(!i || compareBytes(keys[i - 1], k) < 0, what, 'keys not strictly ascending'));
+const threshold = (t, count, what) => need(t >= 1n && t <= BigInt(count), what, `threshold ${t} of ${count} keys`);
 
-// §3: key 0 (the format version) first, reported as such; then exactly keys 0..n−1.
-function docFields(body, n, what) {
-  const map = decodeCbor(body, what, MAX_ENVELOPE);
+// A document body (§5): a map with key 0 = format version 1 (reported first, §3), then
+// exactly the keys 1..n in order. `schema` names the fields; h = hash, h? = hash or null,
+// u = uint64, * = checked by the caller.
+function readDoc(body, what, schema) {
+  const map = decodeCbor(body, what, MAX_DOC);
   need(map instanceof CborMap, what, 'not a map');
   const [first] = map.entries;
-  if (first && first[0] === 0n && first[1] !== 1n) {
-    fail('decode', `${what}: format version ${String(first[1])} is not supported; upgrade samizdat`);
-  }
-  need(map.entries.length === n, what, `map of ${map.entries.length} entries, expected ${n}`);
-  map.entries.forEach(([k], i) => need(k === BigInt(i), what, `key ${String(k)} where key ${i} was expected`));
-  return map.entries.map(([, v]) => v);
+  if (first?.[0] === 0n && first[1] !== 1n) fail('decode', `${what}: format version ${String(first[1])} is not supported; upgrade samizdat`);
+  const fields = schema.split(' ');
+  need(map.entries.length === fields.length + 1, what, `map of ${map.entries.length} entries, expected ${fields.length + 1}`);
+  const doc = { format: 1 };
+  map.entries.forEach(([k, v], i) => {
+    need(k === BigInt(i), what, `key ${String(k)} where ${i} was expected`);
+    if (!i) return;
+    const [name, type] = fields[i - 1].split(':');
+    const at = `${what} ${name}`;
+    doc[name] = type === 'u' ? uint(v, at) : type === 'h' ? hash(v, at) : type === 'h?' && v !== null ? hash(v, at) : v;
+  });
+  return doc;
 }
 
-// Keys (or [key, …] entries) strictly ascending bytewise: sorted, no duplicates.
-function ascendingKeys(keys, what) {
-  for (let i = 1; i < keys.length; i++) need(compareBytes(keys[i - 1], keys[i]) < 0, what, 'keys not strictly ascending');
-}
-
-function threshold(v, count, what) {
-  need(uint(v, what) >= 1n && v <= BigInt(count), what, `threshold ${v} with ${count} keys`);
-  return v;
-}
-
-// --- Envelopes (§4.1, §4.2) ----------------------------------------------------------
+// §4 Envelopes
 
 const ROLES = ['root', 'keyset', 'snapshot', 'head'];
 
 export function decodeEnvelope(bytes, role) {
   const what = `${role} envelope`;
-  const env = array(decodeCbor(bytes, what, MAX_ENVELOPE), what, 0, 3);
-  const label = text(env[0], what, 16);
-  need(ROLES.includes(label), what, `unknown role ${JSON.stringify(label)}`);
-  need(label === role, what, `holds a ${label} document, expected ${role}`);
-  need(isBytes(env[1]), what, 'body is not a byte string');
-  const signatures = array(env[2], what, 32).map((s) => {
-    array(s, what, 0, 3);
-    need(s[0] === 1n, what, `unknown signature algorithm ${String(s[0])}`);
-    need(isBytes(s[1], 32) && isBytes(s[2], 64), what, 'signature entry is not [1, key(32), sig(64)]');
+  const [got, body, sigs] = array(decodeCbor(bytes, what, MAX_DOC), what, 0, 3);
+  need(ROLES.includes(text(got, what, 16)), what, `unknown role ${JSON.stringify(got)}`);
+  need(got === role, what, `holds a ${got} document, expected ${role}`);
+  need(isBytes(body), what, 'body is not a byte string');
+  const signatures = array(sigs, what, 32).map((s) => {
+    need(array(s, what, 0, 3)[0] === 1n, what, `unknown signature algorithm ${String(s[0])}`);
+    need(isBytes(s[1], 32) && isBytes(s[2], 64), what, 'signature is not [1, key(32), sig(64)]');
     return { key: s[1], sig: s[2] };
   });
-  return { role, body: env[1], signatures };
+  return { role, body, signatures };
 }
 
-const signingInput = (role, body) => concat(utf8.encode(`samizdat-v1/${role}\0`), body);
-
-// §4.4: the distinct allowed keys with a valid signature; others neither count nor fail.
-async function validSigners(env, allowed) {
-  const message = signingInput(env.role, env.body);
+// §4.4: distinct allowed keys with a valid signature; the others neither count nor fail.
+async function requireSigners(env, wanted, allowed, what) {
+  const message = concat(utf8.encode(`samizdat-v1/${env.role}\0`), env.body); // §4.2
   const ok = new Map();
   for (const { key, sig } of env.signatures) {
     const id = hex(key);
     if (!ok.has(id) && allowed(id) && (await verifySignature(key, sig, message))) ok.set(id, key);
   }
-  return ok;
-}
-
-async function requireSigners(env, wanted, allowed, what) {
-  const ok = await validSigners(env, allowed);
   if (BigInt(ok.size) < wanted) fail('verify', `${what}: ${ok.size} valid signature(s), threshold ${wanted}`);
   return [...ok.values()];
 }
 
-// --- Documents (§5) ------------------------------------------------------------------
+// §5 Documents
 
 export function decodeRoot(body) {
-  const [, name, version, thresh, keys, created, prev, site] = docFields(body, 8, 'root');
   const what = 'root';
-  need(!hasControl(text(name, what, 1024)), what, 'control character in the name');
-  need(uint(version, what) >= 1n, what, 'version 0');
-  array(keys, what, 64).forEach((k) => hash(k, what));
-  need(keys.length >= 1, what, 'no keys');
-  ascendingKeys(keys, what);
-  uint(created, what);
-  const root = { format: 1, name, version, threshold: threshold(thresh, keys.length, what), keys, created };
-  root.prev = hashOrNull(prev, what);
-  root.site = hashOrNull(site, what);
-  need((version === 1n) === (prev === null) && (version === 1n) === (site === null), what, 'prev and site must be null iff version 1');
-  return root;
+  const r = readDoc(body, what, 'name:* version:u threshold:u keys:* created:u prev:h? site:h?');
+  label(r.name, what, 1024);
+  need(r.version >= 1n, what, 'version 0');
+  need(array(r.keys, what, 64).length && r.keys.every((k) => hash(k, what)), what, 'no keys');
+  ascending(r.keys, what);
+  threshold(r.threshold, r.keys.length, what);
+  const first = r.version === 1n;
+  need(first === (r.prev === null) && first === (r.site === null), what, 'prev and site must be null iff version 1');
+  return r;
 }
 
 export function decodeKeyset(body) {
-  const [, site, version, rootVersion, thresh, keys, revoked, created] = docFields(body, 8, 'keyset');
   const what = 'keyset';
+  const k = readDoc(body, what, 'site:h version:u rootVersion:u threshold:u keys:* revoked:* created:u');
   const pairs = (list, max, field) =>
-    array(list, what, max).map((e) => {
-      array(e, what, 0, 2);
-      return { key: hash(e[0], what), [field]: uint(e[1], what) };
-    });
-  const active = pairs(keys, 64, 'expires');
-  const gone = pairs(revoked, 1024, 'maxSeq');
-  need(active.length >= 1, what, 'no signing keys');
-  ascendingKeys(active.map((e) => e.key), what);
-  ascendingKeys(gone.map((e) => e.key), what);
-  const goneIds = new Set(gone.map((e) => hex(e.key)));
-  need(!active.some((e) => goneIds.has(hex(e.key))), what, 'a key is both active and revoked');
-  need(uint(version, what) >= 1n && uint(rootVersion, what) >= 1n, what, 'version 0');
-  return {
-    format: 1,
-    site: hash(site, what),
-    version,
-    rootVersion,
-    threshold: threshold(thresh, active.length, what),
-    keys: active,
-    revoked: gone,
-    created: uint(created, what),
-  };
+    array(list, what, max).map((e) => (array(e, what, 0, 2), { key: hash(e[0], what), [field]: uint(e[1], what) }));
+  k.keys = pairs(k.keys, 64, 'expires');
+  k.revoked = pairs(k.revoked, 1024, 'maxSeq');
+  ascending(k.keys.map((e) => e.key), what);
+  ascending(k.revoked.map((e) => e.key), what);
+  const revoked = new Set(k.revoked.map((e) => hex(e.key)));
+  need(!k.keys.some((e) => revoked.has(hex(e.key))), what, 'a key is both active and revoked');
+  need(k.version >= 1n && k.rootVersion >= 1n, what, 'version 0');
+  threshold(k.threshold, k.keys.length, what);
+  return k;
 }
 
 export function decodeSnapshot(body) {
-  const [, site, seq, created, expires, prev, root, keysetVersion, files, bytes, mirrors] = docFields(body, 11, 'snapshot');
   const what = 'snapshot';
-  array(root, what, 0, 2);
-  const snap = {
-    format: 1,
-    site: hash(site, what),
-    seq: uint(seq, what),
-    created: uint(created, what),
-    expires: uint(expires, what),
-    prev: hashOrNull(prev, what),
-    root: { hash: hash(root[0], what), len: uint(root[1], what) },
-    keysetVersion: uint(keysetVersion, what),
-    files: uint(files, what),
-    bytes: uint(bytes, what),
-    mirrors: array(mirrors, what, 256).map((m) => (need(!hasControl(text(m, what, 1024)), what, 'control character in a mirror'), m)),
-  };
-  need(seq >= 1n && keysetVersion >= 1n, what, 'seq or keyset_version 0');
-  need(snap.root.len <= BigInt(MAX_TREE), what, 'root tree longer than 16 MiB');
-  return snap;
+  const s = readDoc(body, what, 'site:h seq:u created:u expires:u prev:h? root:* keysetVersion:u files:u bytes:u mirrors:*');
+  array(s.root, what, 0, 2);
+  s.root = { hash: hash(s.root[0], what), len: uint(s.root[1], what) };
+  array(s.mirrors, what, 256).forEach((m) => label(m, what, 1024));
+  need(s.seq >= 1n && s.keysetVersion >= 1n, what, 'seq or keyset_version 0');
+  need(s.root.len <= MAX_TREE, what, 'root tree over 16 MiB');
+  return s;
 }
 
-export function decodeHead(body) {
-  const [, site, seq, snapshot, issued, expires, keysetVersion, rootVersion] = docFields(body, 8, 'head');
-  const what = 'head';
-  return {
-    format: 1,
-    site: hash(site, what),
-    seq: uint(seq, what),
-    snapshot: hash(snapshot, what),
-    issued: uint(issued, what),
-    expires: uint(expires, what),
-    keysetVersion: uint(keysetVersion, what),
-    rootVersion: uint(rootVersion, what),
-  };
-}
+export const decodeHead = (body) => readDoc(body, 'head', 'site:h seq:u snapshot:h issued:u expires:u keysetVersion:u rootVersion:u');
 
-// --- Names and paths (§6) ------------------------------------------------------------
+// §6 Names and paths
 
 const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
-// Without the u flag, /i never maps a non-ASCII letter to an ASCII one: ASCII upper case.
+// Without the u flag, /i never folds a non-ASCII letter to ASCII: ASCII upper case, as §6 says.
 const DEVICE = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])$/i;
 
-/** The reason `name` is not a valid name (§6), or null. */
 function nameProblem(name) {
-  if (name === '') return 'empty name';
-  if (name === '.' || name === '..') return '`.` or `..` component';
+  if (name === '' || name === '.' || name === '..') return 'empty, `.` or `..` name';
   if (utf8.encode(name).length > 255) return 'name longer than 255 bytes';
-  if (/[/\\]/.test(name)) return '`/` or backslash in a name';
-  if (hasControl(name)) return 'control character or NUL in a name';
-  if (INVISIBLE.test(name)) return 'invisible formatting character (bidi override, zero-width) in a name';
-  if (/[:<>"|?*]/.test(name)) return 'character not allowed in names (Windows cannot store it)';
+  if (/[/\\:<>"|?*]/.test(name) || hasControl(name)) return 'forbidden character (/ \\ : < > " | ? * or control)';
+  if (INVISIBLE.test(name)) return 'invisible formatting character';
   if (/[. ]$/.test(name)) return 'name ends with a dot or space';
   if (DEVICE.test(name.split('.')[0])) return 'reserved device name on Windows';
-  if (name.normalize('NFC') !== name) return 'name is not in Unicode normal form C (NFC)';
-  return null;
+  if (name.normalize('NFC') !== name) return 'name not in Unicode NFC';
 }
 
 function splitPath(path) {
   const bad = (why) => fail('not-found', `unsafe path ${JSON.stringify(path)}: ${why}`);
-  if (typeof path !== 'string') bad('not a string');
-  if (utf8.encode(path).length > 4096) bad('path longer than 4096 bytes');
+  if (utf8.encode(path).length > 4096) bad('longer than 4096 bytes');
   if (path.startsWith('/')) bad('absolute path');
   const names = path.split('/');
-  if (names.length > MAX_DEPTH) bad('nested deeper than 64 levels');
-  for (const name of names) {
-    const why = nameProblem(name);
-    if (why) bad(why);
-  }
+  if (names.length > MAX_DEPTH) bad('more than 64 names');
+  names.forEach((name) => nameProblem(name) && bad(nameProblem(name)));
   return names;
 }
 
-// --- Trees (§5.5) --------------------------------------------------------------------
+// §5.5 Trees
 
 export function decodeTree(bytes) {
   const what = 'tree';
-  const list = array(decodeCbor(bytes, what, MAX_TREE), what, MIB);
   const folded = new Set();
-  let prevName = null;
-  return list.map((e) => {
-    need(Array.isArray(e) && e.length >= 2, what, 'entry is not an array of at least 2 items');
+  let prev = null;
+  return array(decodeCbor(bytes, what, MAX_TREE), what, MIB).map((e) => {
+    need(Array.isArray(e) && e.length > 1, what, 'entry is not an array');
     const name = text(e[0], what, 1020);
-    const why = nameProblem(name);
-    need(!why, what, `${JSON.stringify(name)}: ${why}`);
-    const nameBytes = utf8.encode(name);
-    need(!prevName || compareBytes(prevName, nameBytes) < 0, what, `${JSON.stringify(name)}: names not strictly ascending`);
-    // Rust's str::to_lowercase and JS toLowerCase are both the full Unicode mapping
-    // (SpecialCasing, Final_Sigma).
-    const fold = name.toLowerCase();
-    need(!folded.has(fold), what, `${JSON.stringify(name)} differs from another name only by case`);
-    folded.add(fold);
-    prevName = nameBytes;
+    const at = `${what} entry ${JSON.stringify(name)}`;
+    need(!nameProblem(name), at, nameProblem(name));
+    const raw = utf8.encode(name);
+    need(!prev || compareBytes(prev, raw) < 0, at, 'names not strictly ascending');
+    prev = raw;
+    // JS toLowerCase, like Rust's to_lowercase, is the full mapping (SpecialCasing, Final_Sigma).
+    need(!folded.has(name.toLowerCase()), at, 'differs from another name only by case');
+    folded.add(name.toLowerCase());
     if (e[1] === 0n && e.length === 5) {
-      const media = text(e[4], what, 255);
-      need(/^[\x20-\x7e]*$/.test(media), what, 'media type not printable ASCII');
-      return { name, kind: 'file', address: hash(e[2], what), size: uint(e[3], what), media };
+      need(/^[\x20-\x7e]*$/.test(text(e[4], at, 255)), at, 'media type not printable ASCII');
+      return { name, kind: 'file', address: hash(e[2], at), size: uint(e[3], at), media: e[4] };
     }
-    need(e[1] === 1n && e.length === 4, what, `${JSON.stringify(name)}: entry kind ${String(e[1])} with ${e.length} items`);
-    const treeLen = uint(e[3], what);
-    need(treeLen <= BigInt(MAX_TREE), what, 'subtree longer than 16 MiB');
-    return { name, kind: 'dir', tree: hash(e[2], what), treeLen };
+    need(e[1] === 1n && e.length === 4, at, 'not [name, 0, address, size, media] or [name, 1, tree, len]');
+    need(uint(e[3], at) <= MAX_TREE, at, 'subtree over 16 MiB');
+    return { name, kind: 'dir', tree: hash(e[2], at), treeLen: e[3] };
   });
 }
 
-/** §8.6 step 2: exact length, SHA-256, then decode. */
+/** §8.6 step 2: exact length, SHA-256, decode. */
 export async function verifyTree(bytes, treeHash, len) {
   const what = `tree ${hex(treeHash)}`;
   if (BigInt(bytes.length) !== BigInt(len)) fail('verify', `${what}: ${bytes.length} bytes, the signed length is ${len}`);
@@ -513,61 +405,55 @@ export async function verifyObject(bytes, address, size) {
   if (!equalBytes(await objectAddress(bytes), address)) fail('verify', `${what}: content does not match its address (tampered)`);
 }
 
-// --- Verification (§8.1–8.5) ---------------------------------------------------------
+// §8.1–8.5 Verification
 
-/**
- * §8.1–8.5 over a repository. fetchFile(rel, maxBytes) → Uint8Array | null (absent).
- * `genesis`, the root envelope of publisher.pub, stands in for roots/1.root.
- */
+/** fetchFile(rel, maxBytes) → Uint8Array | null (absent). `genesis` (publisher.pub) stands in for roots/1.root. */
 export async function loadVerified(fetchFile, siteId, { genesis } = {}) {
   const get = async (rel) => {
     let bytes;
     try {
-      bytes = await fetchFile(rel, MAX_ENVELOPE);
+      bytes = await fetchFile(rel, MAX_DOC);
     } catch (e) {
       if (e instanceof VerifyError) throw e;
       fail('fetch', `${rel}: ${e?.message ?? e}`);
     }
     if (bytes == null) fail('not-found', `${rel}: not found`);
-    if (bytes.length > MAX_ENVELOPE) fail('too-large', `${rel}: ${bytes.length} bytes exceeds the limit of ${MAX_ENVELOPE}`);
+    if (bytes.length > MAX_DOC) fail('too-large', `${rel}: ${bytes.length} bytes exceeds the limit of ${MAX_DOC}`);
     return bytes;
   };
   const head = await get('head');
-  // Not trusted yet: its fields only say what to fetch.
-  const claim = decodeHead(decodeEnvelope(head, 'head').body);
-  if (claim.rootVersion < 1n || claim.rootVersion > MAX_ROOTS) fail('verify', `head: root version ${claim.rootVersion} out of range`);
-  const rootFiles = [];
-  for (let v = 1; v <= Number(claim.rootVersion); v++) rootFiles.push(v === 1 && genesis ? genesis : get(`roots/${v}.root`));
-  const [keyset, snapshot, ...roots] = await Promise.all([
-    get(`keysets/${claim.keysetVersion}.keyset`),
-    get(`snapshots/${hex(claim.snapshot)}.snap`),
-    ...rootFiles,
-  ]);
-  return verifyMetadata(siteId, { roots, keyset, snapshot, head });
+  const claim = decodeHead(decodeEnvelope(head, 'head').body); // not trusted: says what to fetch
+  const n = claim.rootVersion;
+  if (n < 1n || n > MAX_ROOTS) fail('verify', `head: root version ${n} out of range`);
+  const roots = Array.from({ length: Number(n) }, (_, i) => (!i && genesis) || get(`roots/${i + 1}.root`));
+  const [keyset, snapshot, ...chain] = await Promise.all([get(`keysets/${claim.keysetVersion}.keyset`), get(`snapshots/${hex(claim.snapshot)}.snap`), ...roots]);
+  return verifyMetadata(siteId, { roots: chain, keyset, snapshot, head });
 }
 
-/** §8.2–8.5 over raw envelopes {roots: [..], keyset, snapshot, head}, e.g. a persisted State.raw. */
+const keyIn = (keys) => (id) => keys.some((k) => hex(k) === id);
+
+/** §8.2–8.5 over raw envelopes {roots, keyset, snapshot, head} (e.g. a persisted State.raw) → State. */
 export async function verifyMetadata(siteId, raw) {
+  const site = (doc, what) => equalBytes(doc.site, siteId) || fail('wrong-publisher', `${what}: belongs to another publisher (mix-and-match)`);
   const roots = await verifyRoots(siteId, raw.roots);
   const root = roots[roots.length - 1];
-  const allowedRoot = (r) => (id) => r.keys.some((k) => hex(k) === id);
 
   // §8.3
   const kenv = decodeEnvelope(raw.keyset, 'keyset');
   const keyset = decodeKeyset(kenv.body);
   const kwhat = `keyset version ${keyset.version}`;
-  if (!equalBytes(keyset.site, siteId)) fail('wrong-publisher', `${kwhat}: belongs to another publisher (mix-and-match)`);
-  if (keyset.rootVersion !== root.version) fail('verify', `${kwhat}: signed under root version ${keyset.rootVersion}, the newest root is ${root.version}`);
-  await requireSigners(kenv, root.threshold, allowedRoot(root), kwhat);
-  // §8.4, §8.5: a signing key counts if active and not expired at the document's own time.
+  site(keyset, kwhat);
+  if (keyset.rootVersion !== root.version) fail('verify', `${kwhat}: signed under root version ${keyset.rootVersion}, the newest is ${root.version}`);
+  await requireSigners(kenv, root.threshold, keyIn(root.keys), kwhat);
+  // §8.4, §8.5: an active key counts if not expired at the document's own time.
   const validAt = (time) => (id) => keyset.keys.some((k) => hex(k.key) === id && k.expires >= time);
 
   // §8.4
   const henv = decodeEnvelope(raw.head, 'head');
   const head = decodeHead(henv.body);
-  if (!equalBytes(head.site, siteId)) fail('wrong-publisher', 'head: belongs to another publisher (mix-and-match)');
+  site(head, 'head');
   if (head.keysetVersion !== keyset.version || head.rootVersion !== root.version) {
-    fail('verify', `head: names keyset ${head.keysetVersion} and root ${head.rootVersion}, have ${keyset.version} and ${root.version}`);
+    fail('verify', `head: names keyset ${head.keysetVersion} and root ${head.rootVersion}, not ${keyset.version} and ${root.version}`);
   }
   await requireSigners(henv, keyset.threshold, validAt(head.issued), 'head');
 
@@ -577,17 +463,17 @@ export async function verifyMetadata(siteId, raw) {
   const swhat = `snapshot ${hex(snapshotId)}`;
   if (!equalBytes(snapshotId, head.snapshot)) fail('verify', `${swhat}: the head names snapshot ${hex(head.snapshot)}`);
   const snapshot = decodeSnapshot(senv.body);
-  if (!equalBytes(snapshot.site, siteId)) fail('wrong-publisher', `${swhat}: belongs to another publisher (mix-and-match)`);
+  site(snapshot, swhat);
   if (snapshot.seq !== head.seq) fail('verify', `${swhat}: seq ${snapshot.seq}, the head says ${head.seq}`);
-  if (snapshot.keysetVersion !== keyset.version) fail('verify', `${swhat}: signed under keyset ${snapshot.keysetVersion}, have ${keyset.version}`);
+  if (snapshot.keysetVersion !== keyset.version) fail('verify', `${swhat}: signed under keyset ${snapshot.keysetVersion}, not ${keyset.version}`);
   const signers = await requireSigners(senv, keyset.threshold, validAt(snapshot.created), swhat);
 
   return { siteId, name: root.name, seq: snapshot.seq, snapshotId, head, snapshot, keyset, roots, signers, raw };
 }
 
-// §8.2
+// §8.2: root 1 is the pinned one; root i ≥ 2 links to i−1 and is signed by both.
 async function verifyRoots(siteId, envelopes) {
-  if (!envelopes.length) fail('verify', 'root chain: no root documents');
+  if (!envelopes.length) fail('verify', 'root chain: no roots');
   const roots = [];
   let prevBody = null;
   for (const [i, bytes] of envelopes.entries()) {
@@ -595,71 +481,63 @@ async function verifyRoots(siteId, envelopes) {
     const env = decodeEnvelope(bytes, 'root');
     const root = decodeRoot(env.body);
     if (root.version !== BigInt(i + 1)) fail('verify', `${what}: document says version ${root.version}`);
-    const own = (id) => root.keys.some((k) => hex(k) === id);
-    if (!prevBody) {
-      if (!equalBytes(await sha256(env.body), siteId)) fail('wrong-publisher', `${what}: genesis root does not match the pinned publisher (wrong publisher?)`);
+    if (!i) {
+      if (!equalBytes(await sha256(env.body), siteId)) fail('wrong-publisher', `${what}: genesis root does not match the pinned publisher`);
     } else {
-      const prev = roots[i - 1];
       if (!equalBytes(root.prev, await sha256(prevBody))) fail('verify', `${what}: does not link to the previous root`);
       if (!equalBytes(root.site, siteId)) fail('wrong-publisher', `${what}: belongs to another publisher`);
-      await requireSigners(env, prev.threshold, (id) => prev.keys.some((k) => hex(k) === id), `${what} (signatures by the previous root)`);
+      await requireSigners(env, roots[i - 1].threshold, keyIn(roots[i - 1].keys), `${what} (signatures by the previous root)`);
     }
-    await requireSigners(env, root.threshold, own, what);
+    await requireSigners(env, root.threshold, keyIn(root.keys), what);
     roots.push(root);
     prevBody = env.body;
   }
   return roots;
 }
 
-// --- Moving to a newer state (§8.9) --------------------------------------------------
+// §8.9 Moving to a newer state
 
 const bodyOf = (bytes, role) => decodeEnvelope(bytes, role).body;
 
+/** → 'same' | 'newer'; throws rollback, equivocation, wrong-publisher. */
 export function checkAdvance(current, next) {
-  if (!equalBytes(next.siteId, current.siteId)) fail('wrong-publisher', 'snapshot: belongs to another publisher (mix-and-match)');
-  const nRoots = next.raw.roots.length;
-  const cRoots = current.raw.roots.length;
-  if (nRoots < cRoots) fail('rollback', `rollback refused: root version ${nRoots} is older than the accepted ${cRoots}`);
-  for (let i = 0; i < cRoots; i++) {
-    if (!equalBytes(bodyOf(next.raw.roots[i], 'root'), bodyOf(current.raw.roots[i], 'root'))) {
-      fail('equivocation', `root chain: roots/${i + 1}.root differs from the accepted one (forked root history)`);
-    }
-  }
-  const nk = next.keyset.version;
-  const ck = current.keyset.version;
-  if (nk < ck) fail('rollback', `rollback refused: keyset version ${nk} is older than the accepted ${ck}`);
+  const refuse = (kind, why) => fail(kind, kind === 'rollback' ? `rollback refused: ${why}` : why);
+  if (!equalBytes(next.siteId, current.siteId)) refuse('wrong-publisher', 'snapshot: belongs to another publisher (mix-and-match)');
+  const [nr, cr] = [next.raw.roots, current.raw.roots];
+  if (nr.length < cr.length) refuse('rollback', `root version ${nr.length} is older than the accepted ${cr.length}`);
+  cr.forEach((r, i) => equalBytes(bodyOf(nr[i], 'root'), bodyOf(r, 'root')) || refuse('equivocation', `roots/${i + 1}.root: differs from the accepted one (forked root history)`));
+  const [nk, ck] = [next.keyset.version, current.keyset.version];
+  if (nk < ck) refuse('rollback', `keyset version ${nk} is older than the accepted ${ck}`);
   if (nk === ck && !equalBytes(bodyOf(next.raw.keyset, 'keyset'), bodyOf(current.raw.keyset, 'keyset'))) {
-    fail('equivocation', `keyset: two different keysets with version ${nk} (equivocation)`);
+    refuse('equivocation', `keyset: two different keysets with version ${nk}`);
   }
   const floor = recoveryFloor(current, next);
-  const n = next.seq;
-  const c = current.seq;
+  const [n, c] = [next.seq, current.seq];
   if (n === c && floor === c) {
     if (!equalBytes(next.snapshotId, current.snapshotId)) {
-      fail('equivocation', `snapshot: two different snapshots with seq ${n}: ${hex(current.snapshotId)} and ${hex(next.snapshotId)}`);
+      refuse('equivocation', `snapshot: two different snapshots with seq ${n}: ${hex(current.snapshotId)} and ${hex(next.snapshotId)}`);
     }
     return 'same';
   }
-  if (n <= floor) fail('rollback', `rollback refused: snapshot seq ${n} is not newer than the accepted seq ${c}`);
+  if (n <= floor) refuse('rollback', `snapshot seq ${n} is not newer than the accepted seq ${c}`);
   return 'newer';
 }
 
-// §8.9 step 6: the largest candidate at which current's signers, less those that
-// next.keyset revoked below it, still meet next.keyset's threshold.
+// §8.9 step 6: the largest candidate s at which current's signers not revoked below s by
+// next.keyset still meet its threshold; else the smallest candidate.
 function recoveryFloor(current, next) {
   const c = current.seq;
-  const bound = (key) => next.keyset.revoked.find((r) => equalBytes(r.key, key))?.maxSeq ?? null; // null: ∞
-  const bounds = current.signers.map(bound);
-  const candidates = [c, ...bounds.filter((b) => b !== null && b < c)].sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+  const bounds = current.signers.map((key) => next.keyset.revoked.find((r) => equalBytes(r.key, key))?.maxSeq ?? null); // null: ∞
+  const candidates = [c, ...bounds.filter((b) => b !== null && b < c)].sort((a, b) => (a < b) - (a > b));
   const meets = (s) => BigInt(bounds.filter((b) => b === null || b >= s).length) >= next.keyset.threshold;
   return candidates.find(meets) ?? candidates[candidates.length - 1];
 }
 
-// --- Freshness (§8.8) ----------------------------------------------------------------
+// §8.8 Freshness
 
-const when = (t) => (t <= 8640000000000n ? new Date(Number(t) * 1000).toISOString().replace('.000', '') : `${t}`);
+const when = (t) => (t <= 8640000000000n ? new Date(Number(t) * 1000).toISOString().replace('.000', '') : String(t));
 
-/** §8.8: never fatal. `now` in Unix seconds (number or BigInt); `age` in seconds (number). */
+/** Never fatal. `now`: Unix seconds (number or BigInt) → {stale, reasons, age (seconds, number)}. */
 export function freshness(state, now) {
   const t = BigInt(Math.floor(Number(now)));
   const reasons = [];
@@ -673,15 +551,14 @@ export function freshness(state, now) {
   return { stale: reasons.length > 0, reasons, age: t > created ? Number(t - created) : 0 };
 }
 
-// --- Paths and listings --------------------------------------------------------------
+// Paths and listings
 
 /**
- * Looks up a site path such as "新闻/今日.html": the file entry, the directory entry
- * (kind "dir"), or null if absent. getTree(hash, len) → verified entries (the caller
- * fetches with verifyTree and caches). An unsafe path (§6) throws kind "not-found".
+ * "新闻/今日.html" → its file entry, a directory's entry (kind "dir"), or null. getTree(hash,
+ * len) → verified entries (the caller uses verifyTree and caches). Unsafe paths (§6) throw not-found.
  */
 export async function resolvePath(state, sitePath, getTree) {
-  const names = splitPath(sitePath);
+  const names = splitPath(String(sitePath));
   let entries = await getTree(state.snapshot.root.hash, state.snapshot.root.len);
   for (const [i, name] of names.entries()) {
     const entry = entries.find((e) => e.name === name);
@@ -692,10 +569,7 @@ export async function resolvePath(state, sitePath, getTree) {
   }
 }
 
-/**
- * §8.6: walks every tree of the snapshot and returns its files [{path, address, size, media}],
- * checking depth, the visit limit, one size per address and the declared totals.
- */
+/** §8.6: every file [{path, address, size, media}]; checks depth, visits, one size per address, totals. */
 export async function listFiles(state, getTree) {
   const snap = state.snapshot;
   const bad = (why) => fail('verify', `snapshot ${hex(state.snapshotId)}: ${why}`);
@@ -703,13 +577,13 @@ export async function listFiles(state, getTree) {
   const files = [];
   let total = 0n;
   let visits = 0n;
-  async function walk(ref, dir, depth) {
+  async function walk(hash, len, dir, depth) {
     if (depth >= MAX_DEPTH) bad(`${dir}: trees nested deeper than 64 levels`);
     if (++visits > snap.files + 65536n) bad('too many tree visits');
-    for (const e of await getTree(ref.hash, ref.len)) {
+    for (const e of await getTree(hash, len)) {
       const path = dir ? `${dir}/${e.name}` : e.name;
       if (e.kind === 'dir') {
-        await walk({ hash: e.tree, len: e.treeLen }, path, depth + 1);
+        await walk(e.tree, e.treeLen, path, depth + 1);
         continue;
       }
       const id = hex(e.address);
@@ -717,11 +591,11 @@ export async function listFiles(state, getTree) {
       sizes.set(id, e.size);
       files.push({ path, address: e.address, size: e.size, media: e.media });
       total += e.size;
-      if (BigInt(files.length) > snap.files) bad(`more files than the ${snap.files} declared`);
+      if (files.length > snap.files) bad(`more files than the ${snap.files} declared`);
     }
   }
-  await walk(snap.root, '', 0);
-  if (BigInt(files.length) !== snap.files || total !== snap.bytes || total >= 2n ** 64n) {
+  await walk(snap.root.hash, snap.root.len, '', 0);
+  if (BigInt(files.length) !== snap.files || total !== snap.bytes) {
     bad(`${files.length} files of ${total} bytes, the snapshot declares ${snap.files} files of ${snap.bytes} bytes`);
   }
   return files;

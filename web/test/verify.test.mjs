@@ -289,6 +289,7 @@ test('resolvePath: files, directories, absent and unsafe paths', async () => {
   const unsafe = ['../etc/passwd', '/index.html', 'a//b', '', 'data/', './index.html', 'a\\b', 'a\0b', 'a\nb', 'cafe\u0301.html', 'C:evil', 'x?.html', 'CON', 'nul.txt', 'com1.x', 'dot.', 'space ', 'a\u202eb', '\ufeffindex.html', Array(65).fill('a').join('/'), 'a'.repeat(256), 'a/'.repeat(2049) + 'a'];
   await rejects(v.resolvePath(state2, Array(17).fill('a'.repeat(255)).join('/'), getTree), 'not-found', /4096/);
   for (const bad of unsafe) await rejects(v.resolvePath(state2, bad, getTree), 'not-found', /unsafe path/);
+  await rejects(v.resolvePath(state2, '/index.html', getTree), 'not-found', /absolute/);
   // Valid names that look odd are allowed (FORMAT §6).
   for (const ok of ['.well-known', 'a b.html', 'console.log', 'com10', 'café.html', Array(64).fill('a').join('/')]) {
     assert.equal(await v.resolvePath(state2, ok, getTree), null, ok);
@@ -483,6 +484,8 @@ test('CBOR: non-shortest heads, indefinite lengths, tags, floats, negatives, tra
   assert.throws(() => v.decodeTree(cat(good, [0x00])), { message: /trailing/ });
   assert.throws(() => v.decodeTree(Uint8Array.of(0x98, 0x00)), { message: /canonical/ });
   assert.throws(() => v.decodeTree(Uint8Array.of(0x9f, 0xff)), { message: /indefinite/ });
+  // Nesting is bounded (a 16 MiB tree of 0x81 bytes must not exhaust the stack).
+  assert.throws(() => v.decodeTree(new Uint8Array(MIB).fill(0x81)), { kind: 'decode', message: /nested too deeply/ });
   for (const what of ['tag', 'tag inside', 'negative int', 'float', 'true', 'undefined']) {
     assert.throws(() => v.decodeTree(bad[what]), { message: /not allowed/ }, what);
   }
@@ -862,7 +865,7 @@ test('decodeKeyset: a key both active and revoked; unsorted keys; threshold abov
   };
   for (const [what, change] of Object.entries(cases)) assert.throws(() => v.decodeKeyset(keysetBody({ ...k, ...change })), { kind: 'decode' }, what);
   const r1 = v.decodeRoot(read('documents/root-1.body.cbor'));
-  for (const change of [{ prev: new Uint8Array(32) }, { version: 2n }, { version: 0n }, { name: 'a\u0007b' }, { name: 'x'.repeat(1025) }, { keys: [] }]) {
+  for (const change of [{ prev: new Uint8Array(32) }, { version: 2n }, { version: 0n }, { version: 0n, prev: SITE, site: SITE }, { name: 'a\u0007b' }, { name: 'x'.repeat(1025) }, { keys: [] }]) {
     assert.throws(() => v.decodeRoot(rootBody({ ...r1, ...change })), { kind: 'decode' }, JSON.stringify(Object.keys(change)));
   }
   assert.equal(v.decodeRoot(rootBody({ ...r1, name: 'x'.repeat(1024) })).name.length, 1024);
@@ -895,8 +898,11 @@ test('the Ed25519 backend choice refuses a WebCrypto that is cofactored or missi
     throw new DOMException('Unrecognized name.', 'NotSupportedError');
   };
   assert.equal(await choose(), 'noble');
-  // With Ed25519 missing, verification goes on through noble.
+  // With Ed25519 missing, verification goes on through noble, even when WebCrypto is forced.
   assert.equal(await v.verifySignature(SIGNING_KEY, HEAD_SIG, HEAD_MSG), true);
+  v._setEd25519Backend('webcrypto');
+  assert.equal(await v.verifySignature(SIGNING_KEY, HEAD_SIG, HEAD_MSG), true);
+  assert.equal(await v.verifySignature(SIGNING_KEY, await signWithR(HEAD_MSG, T8), HEAD_MSG), false);
   assert.equal(verify, subtle.verify);
   assert.equal(importKey, SubtleCrypto.prototype.importKey);
 });
