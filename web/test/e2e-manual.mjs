@@ -35,6 +35,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+if (process.env.NODE_TEST_CONTEXT) {
+  // Picked up by `node --test web/test/`: this is a developer check, run directly.
+  console.log('# e2e-manual.mjs skipped under node --test (run it directly; see the top of the file)');
+  process.exit(0);
+}
 const require = createRequire(import.meta.url);
 const { chromium } = require('playwright-core');
 
