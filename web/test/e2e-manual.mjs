@@ -90,10 +90,10 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'];
 
-async function launch(opts = {}) {
+async function launch(opts = {}, args = ARGS) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'szd-profile-'));
   return chromium.launchPersistentContext(dir, {
-    executablePath: '/usr/bin/chromium', args: ARGS, headless: true, viewport: { width: 1000, height: 640 }, ...opts,
+    executablePath: '/usr/bin/chromium', args, headless: true, viewport: { width: 1000, height: 640 }, ...opts,
   });
 }
 
@@ -142,7 +142,6 @@ try {
   const bad = Buffer.from(good);
   bad[10] ^= 1;
   fs.writeFileSync(victim, bad);
-  await page.evaluate(async () => { for (const k of await caches.keys()) if (k.startsWith('samizdat-data')) await caches.delete(k); });
   await page.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
   s = await settle(page, ['blocked']);
   check(s.state === 'blocked', `tampered object: state blocked (got ${s.state})`);
@@ -249,6 +248,15 @@ try {
   check(s.state === 'stale' && s.frameUrl === encodeURI('/新闻/今日.html'), `offline reload: ${s.state} ${decodeURI(s.frameUrl || '')}`);
   check(/offline/.test(await page.textContent('#samizdat-badge details').catch(() => '')), 'offline noted in the details');
   await page.screenshot({ path: '/tmp/szd-offline.png' });
+
+  // 9b. Still offline, after the worker was stopped: it re-verifies the kept state at start.
+  const cdp2 = await ctx.newCDPSession(page);
+  await cdp2.send('ServiceWorker.enable');
+  await cdp2.send('ServiceWorker.stopAllWorkers');
+  await new Promise((r) => setTimeout(r, 300));
+  await page.goto(`${BASE}/`).catch((e) => console.log('  goto:', e.message));
+  s = await settle(page);
+  check(s.state === 'stale' && s.seq === '2' && /Day 2\./.test(s.frameText || ''), `offline after a worker restart: ${s.state} ${s.text.split('\n')[0]}`);
 } finally {
   await ctx.close();
   server.kill();
@@ -279,7 +287,53 @@ try {
   }
 }
 
-// 11. Workers blocked: the raw page shows, clearly unverified.
+// 11. Failover: the repository on the host serves a tampered object; the snapshot's signed
+// mirror (https://mirror.example/site/, here a local TLS server with a throwaway certificate
+// and Access-Control-Allow-Origin: *) serves the real one.
+{
+  const MPORT = PORT + 2;
+  const M = fs.mkdtempSync(path.join(os.tmpdir(), 'szd-mirror-'));
+  fs.cpSync(path.join(VECTORS, 'repo'), path.join(M, 'site'), { recursive: true });
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=mirror.example',
+    '-addext', 'subjectAltName=DNS:mirror.example', '-keyout', path.join(M, 'key.pem'), '-out', path.join(M, 'cert.pem')], { stdio: 'ignore' });
+  const TLS_PY = `
+import http.server, ssl, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        self.send_header('Access-Control-Allow-Origin', '*')
+        super().end_headers()
+s = http.server.ThreadingHTTPServer(('127.0.0.1', int(sys.argv[1])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain('cert.pem', 'key.pem')
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+`;
+  const tls = spawn('python3', ['-c', TLS_PY, String(MPORT)], { cwd: M, stdio: 'ignore' });
+  process.on('exit', () => tls.kill());
+  const srv = await serve();
+  const victim = obj('state.2.file.新闻/今日.html');
+  const good = fs.readFileSync(victim);
+  fs.writeFileSync(victim, Buffer.concat([good, Buffer.from('x')])); // one byte too long
+  const args = ARGS.filter((a) => !a.startsWith('--host-resolver-rules'))
+    .concat([`--host-resolver-rules=MAP mirror.example 127.0.0.1:${MPORT}, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1`, '--ignore-certificate-errors']);
+  const ctx4 = await launch({}, args);
+  try {
+    const p4 = ctx4.pages()[0] || (await ctx4.newPage());
+    await p4.goto(`${BASE}/_samizdat/`);
+    await settle(p4);
+    await p4.goto(`${BASE}/${encodeURI('新闻/今日.html')}`);
+    const s = await settle(p4);
+    const src = await p4.textContent('#samizdat-badge details').catch(() => '');
+    check(s.state === 'stale' && /你好/.test(s.frameText || '') && /mirror\.example/.test(src), `failover to the signed mirror: ${s.state}`);
+  } finally {
+    fs.writeFileSync(victim, good);
+    await ctx4.close();
+    srv.kill();
+    tls.kill();
+  }
+}
+
+// 12. Workers blocked: the raw page shows, clearly unverified.
 server = await serve();
 const ctx2 = await launch({ serviceWorkers: 'block' });
 try {
