@@ -12,11 +12,15 @@
 // scope '/', the vectors' fingerprint and repo '/_samizdat/repo/'), e.g. with
 // the script at the end of this comment, then run:
 //   NODE_PATH=/tmp/pw/node_modules node web/test/e2e-manual.mjs D
-// It serves D with `python3 -m http.server` on 127.0.0.1 and walks through:
-// verified/stale badge on the loader, a CJK path, a directory redirect, a 404,
-// a tampered object (blocked, error page), recovery, a refused rollback head,
-// fragment pins (match and mismatch), language switching, offline reading after
-// the server stops, and a browser with workers blocked (unverified).
+// It serves D with `python3 -m http.server` on 127.0.0.1 (ports PORT..PORT+3, default
+// 8765) and walks through: verified/stale badge on the loader, a tampered object never
+// fetched before (blocked, error page) and its recovery, a CJK path, a directory redirect,
+// a 404, content headers, a failed part of a page, a forced reload, a refused rollback
+// head, fragment pins (match and mismatch), language switching, offline reading after the
+// server stops (also after the worker was stopped), a mirror-like host that sends the
+// shell to navigations, failover to the snapshot's signed mirror (a local TLS server
+// standing in for https://mirror.example/), an export under a prefix /p/, and a browser
+// with workers blocked (unverified).
 // The vectors' head expired in 2023, so "stale" is the expected verified state.
 // Screenshots go to /tmp/szd-*.png.
 //
@@ -333,7 +337,35 @@ s.serve_forever()
   }
 }
 
-// 12. Workers blocked: the raw page shows, clearly unverified.
+// 12. A static export under a prefix (W = /p/): the same export moved under p/, its loader
+// filled from web/shell.html with scope /p/.
+{
+  const PP = PORT + 3;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'szd-prefix-'));
+  fs.cpSync(D, path.join(root, 'p'), { recursive: true });
+  const esc = (v) => String(v).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+  const vals = { lang: 'en', scope: '/p/', fp: FP, repo: '/p/_samizdat/repo/', title: '' };
+  const tpl = fs.readFileSync(path.join(HERE, '../shell.html'), 'utf8');
+  fs.writeFileSync(path.join(root, 'p/_samizdat/index.html'), tpl.replace(/\{\{(\w+)\}\}/g, (m, k) => esc(vals[k])));
+  const srv = spawn('python3', ['-m', 'http.server', '--bind', '127.0.0.1', String(PP)], { cwd: root, stdio: 'ignore' });
+  process.on('exit', () => srv.kill());
+  await new Promise((r) => setTimeout(r, 700));
+  const ctx5 = await launch();
+  try {
+    const p5 = ctx5.pages()[0] || (await ctx5.newPage());
+    await p5.goto(`http://127.0.0.1:${PP}/p/_samizdat/`);
+    let s = await settle(p5);
+    check(s.state === 'stale' && /Day 2\./.test(s.frameText || '') && s.url === '/p/', `prefix /p/: loader ${s.state} at ${s.url}`);
+    await p5.goto(`http://127.0.0.1:${PP}/p/${encodeURI('新闻')}`);
+    s = await settle(p5);
+    check(s.state === 'stale' && s.frameUrl === `/p/${encodeURI('新闻')}/`, `prefix /p/: directory redirect ${s.state} ${decodeURI(s.frameUrl || '')}`);
+  } finally {
+    await ctx5.close();
+    srv.kill();
+  }
+}
+
+// 13. Workers blocked: the raw page shows, clearly unverified.
 server = await serve();
 const ctx2 = await launch({ serviceWorkers: 'block' });
 try {
