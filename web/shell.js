@@ -182,8 +182,18 @@ async function start() {
       if (!reg) {
         fallback = t('unverified.no_sw');
       } else {
-        const ready = reg.active ? reg : await Promise.race([navigator.serviceWorker.ready, timeout(10000)]);
-        worker = (ready && ready.active) || reg.active;
+        // First visit, or the host now registers another worker URL (another fp or
+        // repository): wait for that one, so the old one does not answer for it.
+        const pending = reg.installing || reg.waiting;
+        if (pending) {
+          await new Promise((resolve) => {
+            const settled = () => pending.state === 'activated' || pending.state === 'redundant';
+            if (settled()) return resolve();
+            pending.addEventListener('statechange', () => settled() && resolve());
+            setTimeout(resolve, 15000);
+          });
+        }
+        worker = reg.active;
         if (!worker) fallback = t('unverified.timeout');
       }
     } catch (e) {

@@ -359,6 +359,15 @@ s.serve_forever()
     await p5.goto(`http://127.0.0.1:${PP}/p/${encodeURI('新闻')}`);
     s = await settle(p5);
     check(s.state === 'stale' && s.frameUrl === `/p/${encodeURI('新闻')}/`, `prefix /p/: directory redirect ${s.state} ${decodeURI(s.frameUrl || '')}`);
+
+    // The host now names another publisher: trusted on first use, so it is refused.
+    const { fingerprint } = await import(new URL('../verify.js', import.meta.url).href);
+    const otherFp = fingerprint(new Uint8Array(32).fill(7));
+    fs.writeFileSync(path.join(root, 'p/_samizdat/index.html'),
+      tpl.replace(/\{\{(\w+)\}\}/g, (m, k) => esc({ ...vals, fp: otherFp }[k])));
+    await p5.goto(`http://127.0.0.1:${PP}/p/_samizdat/`);
+    s = await settle(p5, ['blocked']);
+    check(s.state === 'blocked' && /different publisher/.test(s.text), `host switched publisher: ${s.state}: ${s.text.split('\n')[0]}`);
   } finally {
     await ctx5.close();
     srv.kill();
