@@ -149,7 +149,6 @@ function ask(worker, msg, ms = 5000) {
   });
 }
 
-function timeout(ms) { return new Promise((r) => setTimeout(() => r(null), ms)); }
 
 // The page to frame: this page's own address, or W for the loader.
 function frameTarget() {

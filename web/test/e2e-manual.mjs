@@ -287,6 +287,20 @@ try {
     await p3.screenshot({ path: '/tmp/szd-forced-reload.png' });
   } finally {
     await ctx3.close();
+  }
+  // JavaScript off: the noscript message, and its link opens the page unverified in the frame.
+  const ctx3b = await launch({ javaScriptEnabled: false });
+  try {
+    const p3 = ctx3b.pages()[0] || (await ctx3b.newPage());
+    await p3.goto(`http://127.0.0.1:${MPORT}/${encodeURI('新闻/今日.html')}`);
+    const msg = await p3.innerText('noscript, .sz-noscript').catch(() => '');
+    await p3.click('.sz-noscript a[target=samizdat-frame]');
+    await p3.waitForTimeout(1000);
+    const text = await p3.frame({ name: 'samizdat-frame' }).innerText('body').catch(() => '');
+    check(/JavaScript is off/.test(msg) && /你好/.test(text), `JavaScript off: noscript shown, its link opens the page (${JSON.stringify(text)})`);
+    await p3.screenshot({ path: '/tmp/szd-noscript.png' });
+  } finally {
+    await ctx3b.close();
     mserver.kill();
   }
 }
