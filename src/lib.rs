@@ -58,9 +58,11 @@ pub mod push;
 pub mod ratelimit;
 pub mod sign;
 pub mod source;
+pub mod static_export;
 pub mod store;
 pub mod target;
 pub mod trust;
 pub mod walk;
+pub mod web;
 
 pub use error::{Error, Result};

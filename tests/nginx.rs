@@ -14,7 +14,7 @@ use crate::daemon::{Daemon, config};
 use crate::hostile::wait_until;
 use crate::support::*;
 
-fn find_program(names: &[&str]) -> Option<PathBuf> {
+pub fn find_program(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/usr/bin", "/sbin"].map(PathBuf::from));
@@ -23,14 +23,14 @@ fn find_program(names: &[&str]) -> Option<PathBuf> {
 
 /// nginx serving `root` on 127.0.0.1 (a port picked by binding port 0), in the
 /// foreground, with every file it writes under `dir`. Killed on drop.
-struct Nginx {
+pub struct Nginx {
     child: Child,
     port: u16,
     dir: PathBuf,
 }
 
 impl Nginx {
-    fn start(bin: &Path, root: &Path, dir: &Path) -> Nginx {
+    pub fn start(bin: &Path, root: &Path, dir: &Path) -> Nginx {
         std::fs::create_dir_all(dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let d = dir.display();
@@ -66,12 +66,12 @@ http {{\n  access_log {d}/access.log;\n  default_type application/octet-stream;\
         Nginx { child, port, dir: dir.to_path_buf() }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/", self.port)
     }
 
     /// (path, status) of every request so far, from the access log.
-    fn requests(&self) -> Vec<(String, u16)> {
+    pub fn requests(&self) -> Vec<(String, u16)> {
         let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
         log.lines()
             .filter_map(|l| {

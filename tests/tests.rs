@@ -20,3 +20,4 @@ mod nginx;
 mod roundtrip;
 mod structure;
 mod vectors;
+mod web;

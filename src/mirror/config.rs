@@ -301,6 +301,9 @@ pub struct SiteConfig {
     pub keep: usize,
     pub onion_location: Option<String>,
     pub accept_push: bool,
+    /// Whether the mirror list in the served snapshot adds upstreams. Off
+    /// for `samizdat read`, which must not reach the network.
+    pub follow_signed_mirrors: bool,
 }
 
 /// A validated mirror configuration.
@@ -471,6 +474,7 @@ impl Config {
                 keep: s.keep.unwrap_or(3).max(1),
                 onion_location: s.onion_location,
                 accept_push: s.accept_push.unwrap_or(true),
+                follow_signed_mirrors: true,
             });
         }
         if sites.is_empty() {

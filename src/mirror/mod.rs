@@ -229,7 +229,7 @@ impl Mirror {
     pub fn sync_once(&self, site: &Site) -> Result<sync::Outcome> {
         let mut order: Vec<String> = site.config.upstreams.clone();
         // Mirror lists in the served snapshot are extra upstreams.
-        if let Some(s) = site.served() {
+        if let Some(s) = site.served().filter(|_| site.config.follow_signed_mirrors) {
             for m in &s.verified.snapshot.mirrors {
                 if !order.contains(m) {
                     order.push(m.clone());

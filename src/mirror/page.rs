@@ -8,22 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::{Mirror, Served, Site};
 use crate::trust::{fmt_age, fmt_time, freshness, now};
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c if c.is_control() => {}
-            c => o.push(c),
-        }
-    }
-    o
-}
+use crate::web::Lang;
+pub use crate::web::esc;
 
 fn secs(t: Option<SystemTime>) -> Option<u64> {
     t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs())
@@ -34,90 +20,103 @@ h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ccc;margin-top:2e
 .ok{color:#176117}.stale{color:#a40000;font-weight:bold}code,pre{background:#f4f4f4;padding:0 .2em}\
 pre{padding:.5em;overflow-x:auto}table{border-collapse:collapse}td,th{padding:.2em .6em;text-align:left;border-bottom:1px solid #eee}";
 
-fn head(title: &str) -> String {
+fn head(lang: Lang, title: &str) -> String {
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
+        "<!doctype html><html lang=\"{}\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
 <title>{}</title><style>{STYLE}</style></head><body>",
+        lang.tag(),
         esc(title)
     )
 }
 
-/// The human status page.
-pub fn index(m: &Mirror) -> String {
-    let mut h = head("samizdat mirror");
-    h.push_str("<h1>samizdat mirror</h1><p>This server mirrors signed websites. Every page it serves was verified against its publisher's key; the mirror cannot change a byte without readers' verifiers noticing.</p>");
+/// Links to this page in the other languages (no JavaScript, no cookie).
+fn language_links(h: &mut String, lang: Lang, path: &str) {
+    let _ = write!(h, "<p lang=\"{}\">{} ", lang.tag(), lang.t("mirror.language", &[]));
+    let links: Vec<String> = Lang::ALL
+        .iter()
+        .map(|l| {
+            let name = l.t("lang.name", &[]);
+            if *l == lang {
+                format!("<b>{name}</b>")
+            } else {
+                format!("<a href=\"{}?lang={}\" lang=\"{}\">{name}</a>", esc(path), l.tag(), l.tag())
+            }
+        })
+        .collect();
+    h.push_str(&links.join(" · "));
+    h.push_str("</p>");
+}
+
+/// The human status page, in the reader's language.
+pub fn index(m: &Mirror, lang: Lang) -> String {
+    let mut h = head(lang, &lang.t("mirror.title", &[]));
+    let _ = write!(h, "<h1>{}</h1><p>{}</p>", lang.t("mirror.title", &[]), lang.t("mirror.intro", &[]));
+    language_links(&mut h, lang, "/_samizdat/");
     for site in m.sites() {
-        site_section(&mut h, site);
+        site_section(&mut h, site, lang);
     }
     h.push_str("</body></html>");
     h
 }
 
-fn site_section(h: &mut String, site: &Site) {
+fn site_section(h: &mut String, site: &Site, lang: Lang) {
+    let t = |k: &str, a: &[(&str, &str)]| lang.t(k, a);
     let fp = &site.fingerprint;
     let served = site.served();
     let status = site.status();
     let name = served
         .as_ref()
         .map(|s| s.verified.roots[0].name.clone())
-        .unwrap_or_else(|| "(not synced yet)".into());
-    let _ = write!(h, "<h2>{}</h2><p>Publisher fingerprint: <code>{}</code></p>", esc(&name), esc(fp));
+        .unwrap_or_else(|| t("mirror.not_synced", &[]));
+    let _ =
+        write!(h, "<h2>{}</h2><p>{} <code>{}</code></p>", esc(&name), t("mirror.fingerprint", &[]), esc(fp));
     match &served {
-        None => h.push_str(
-            "<p class=\"stale\">No verified snapshot yet: this mirror is still fetching the site.</p>",
-        ),
+        None => {
+            let _ = write!(h, "<p class=\"stale\">{}</p>", t("mirror.fetching", &[]));
+        }
         Some(s) => {
             let v = &s.verified;
             let f = freshness(v, now());
-            let _ = write!(
-                h,
-                "<p>Snapshot <b>seq {}</b>, made {} (age {}); {} files, {} bytes.</p>",
-                v.snapshot.seq,
-                fmt_time(v.snapshot.created),
-                fmt_age(f.age),
-                v.snapshot.files,
-                v.snapshot.bytes
-            );
+            let (seq, files, bytes) =
+                (v.snapshot.seq.to_string(), v.snapshot.files.to_string(), v.snapshot.bytes.to_string());
+            let made = fmt_time(v.snapshot.created);
+            let age = fmt_age(f.age);
+            let args =
+                [("seq", seq.as_str()), ("made", &made), ("age", &age), ("files", &files), ("bytes", &bytes)];
+            let _ = write!(h, "<p>{}</p>", t("mirror.snapshot", &args));
             if f.is_stale() {
-                let _ = write!(
-                    h,
-                    "<p class=\"stale\">Stale: updates may be withheld ({}).</p>",
-                    esc(&f.warnings.join("; "))
-                );
+                let why = esc(&f.warnings.join("; "));
+                let _ = write!(h, "<p class=\"stale\">{}</p>", t("mirror.stale", &[("why", &why)]));
             } else {
-                let _ = write!(
-                    h,
-                    "<p class=\"ok\">Fresh until {}.</p>",
-                    fmt_time(v.head.expires.min(v.snapshot.expires))
-                );
+                let until = fmt_time(v.head.expires.min(v.snapshot.expires));
+                let _ = write!(h, "<p class=\"ok\">{}</p>", t("mirror.fresh", &[("until", &until)]));
             }
             if status.newest_seen > v.snapshot.seq {
-                let _ = write!(
-                    h,
-                    "<p class=\"stale\">A newer snapshot (seq {}) exists; this mirror has not got it yet.</p>",
-                    status.newest_seen
-                );
+                let newest = status.newest_seen.to_string();
+                let _ = write!(h, "<p class=\"stale\">{}</p>", t("mirror.newer", &[("seq", &newest)]));
             }
             if let Some(e) = &status.equivocation {
-                let _ = write!(h, "<p class=\"stale\">Warning: conflicting snapshots seen: {}</p>", esc(e));
+                let _ =
+                    write!(h, "<p class=\"stale\">{}</p>", t("mirror.equivocation", &[("what", &esc(e))]));
             }
             let _ = write!(
                 h,
-                "<p><a href=\"/_samizdat/site/{fp}/\">Read the site</a> · \
-<a href=\"/_samizdat/repo/{fp}/bundle\">Download the whole site as one verified file</a> (seq {})</p>",
-                v.snapshot.seq
+                "<p><a href=\"/_samizdat/site/{fp}/\">{}</a> · <a href=\"/_samizdat/repo/{fp}/bundle\">{}</a> (seq {seq})</p>",
+                t("mirror.read", &[]),
+                t("mirror.download", &[]),
             );
-            deltas(h, fp, s);
+            deltas(h, fp, s, lang);
             let _ = write!(
                 h,
-                "<h3>How to verify</h3><pre>samizdat verify http://THIS-MIRROR/_samizdat/repo/{fp}/ --trust {fp}\n\
-samizdat extract site.szb --trust {fp} --out site</pre>\
-<p>Get the fingerprint from the publisher, not from this page: a hostile mirror could show you its own.</p>"
+                "<h3>{}</h3><p>{}</p><pre>samizdat verify http://THIS-MIRROR/_samizdat/repo/{fp}/ --trust {fp}\n\
+samizdat extract site.szb --trust {fp} --out site</pre><p>{}</p>",
+                t("mirror.how", &[]),
+                t("mirror.browser", &[]),
+                t("mirror.pin", &[]),
             );
-            let mirrors: Vec<&String> = v.snapshot.mirrors.iter().collect();
-            if !mirrors.is_empty() {
-                h.push_str("<h3>Other mirrors (signed by the publisher)</h3><ul>");
-                for u in mirrors {
+            if !v.snapshot.mirrors.is_empty() {
+                let _ = write!(h, "<h3>{}</h3><ul>", t("mirror.others", &[]));
+                for u in &v.snapshot.mirrors {
                     let _ = write!(h, "<li><a href=\"{0}\" rel=\"noreferrer\">{0}</a></li>", esc(u));
                 }
                 h.push_str("</ul>");
@@ -125,12 +124,22 @@ samizdat extract site.szb --trust {fp} --out site</pre>\
         }
     }
     if !status.upstreams.is_empty() {
-        h.push_str("<h3>Upstreams</h3><table><tr><th>upstream</th><th>seq</th><th>last result</th></tr>");
+        let _ = write!(
+            h,
+            "<h3>{}</h3><table><tr><th>{}</th><th>seq</th><th>{}</th></tr>",
+            t("mirror.upstreams", &[]),
+            t("mirror.upstream", &[]),
+            t("mirror.result", &[])
+        );
         for u in &status.upstreams {
             let result = match (&u.last_error, u.last_ok) {
-                (Some(e), _) => format!("<span class=\"stale\">failed: {}</span>", esc(e)),
-                (None, Some(t)) => format!("ok at {}", fmt_time(secs(Some(t)).unwrap_or(0))),
-                (None, None) => "not tried yet".into(),
+                (Some(e), _) => {
+                    format!("<span class=\"stale\">{}</span>", t("mirror.failed", &[("why", &esc(e))]))
+                }
+                (None, Some(when)) => {
+                    t("mirror.ok_at", &[("when", &fmt_time(secs(Some(when)).unwrap_or(0)))])
+                }
+                (None, None) => t("mirror.not_tried", &[]),
             };
             let seq = u.seq.map(|s| s.to_string()).unwrap_or_default();
             let _ = write!(h, "<tr><td>{}</td><td>{seq}</td><td>{result}</td></tr>", esc(&u.url));
@@ -140,29 +149,35 @@ samizdat extract site.szb --trust {fp} --out site</pre>\
 }
 
 /// Links to delta bundles from the few previous snapshots this mirror keeps.
-fn deltas(h: &mut String, fp: &str, s: &Served) {
+fn deltas(h: &mut String, fp: &str, s: &Served, lang: Lang) {
     let seq = s.verified.snapshot.seq;
     let from: Vec<u64> = (seq.saturating_sub(3)..seq).filter(|&n| n >= 1).collect();
     if from.is_empty() {
         return;
     }
-    h.push_str("<p>Updates only (if you have an older copy): ");
+    let _ = write!(h, "<p>{} ", lang.t("mirror.updates", &[]));
     let links: Vec<String> = from
         .iter()
         .rev()
-        .map(|n| format!("<a href=\"/_samizdat/repo/{fp}/bundle?since={n}\">since seq {n}</a>"))
+        .map(|n| {
+            let label = lang.t("mirror.since", &[("seq", &n.to_string())]);
+            format!("<a href=\"/_samizdat/repo/{fp}/bundle?since={n}\">{label}</a>")
+        })
         .collect();
     h.push_str(&links.join(" · "));
     h.push_str("</p>");
 }
 
-pub fn not_found(served: &Served, path: &str) -> String {
-    let mut h = head("Not found");
+pub fn not_found(served: &Served, path: &str, lang: Lang) -> String {
+    let mut h = head(lang, &lang.t("mirror.not_found", &[]));
+    let seq = served.verified.snapshot.seq.to_string();
     let _ = write!(
         h,
-        "<h1>Not found</h1><p>{} is not part of snapshot seq {} of this site.</p><p><a href=\"/\">Home</a> · <a href=\"/_samizdat/\">About this mirror</a></p></body></html>",
-        esc(path),
-        served.verified.snapshot.seq
+        "<h1>{}</h1><p>{}</p><p><a href=\"/\">{}</a> · <a href=\"/_samizdat/\">{}</a></p></body></html>",
+        lang.t("mirror.not_found", &[]),
+        lang.t("mirror.not_found_text", &[("path", &esc(path)), ("seq", &seq)]),
+        lang.t("mirror.home", &[]),
+        lang.t("mirror.about", &[]),
     );
     h
 }

@@ -9,6 +9,7 @@
 
 mod demo;
 mod publisher;
+mod read;
 mod reader;
 mod volunteer;
 
@@ -52,6 +53,9 @@ enum Cmd {
     Verify(reader::Verify),
     /// Write a verified checkout of the newest snapshot.
     Extract(reader::Extract),
+    /// Read a bundle or repository in the browser: verified, served on this
+    /// machine only, and checked again in the page.
+    Read(read::Read),
     /// Run a mirror: serve verified sites, sync them from upstreams, accept pushes.
     ///
     /// Either give a config file, or mirror one site with --publisher and --upstream.
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Cmd::Import(c) => c.run(),
         Cmd::Verify(c) => c.run(),
         Cmd::Extract(c) => c.run(),
+        Cmd::Read(c) => c.run(),
         Cmd::Mirror(c) => c.run(),
         Cmd::Publish(c) => c.run(),
         Cmd::Fingerprint(c) => c.run(),

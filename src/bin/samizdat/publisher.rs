@@ -188,23 +188,52 @@ impl Refresh {
 pub struct Export {
     #[arg(long)]
     repo: PathBuf,
-    #[arg(long)]
-    out: PathBuf,
+    /// The bundle file to write.
+    #[arg(long, required_unless_present = "static_dir")]
+    out: Option<PathBuf>,
     /// Only what is new since this sequence number (a delta).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "static_dir")]
     since: Option<u64>,
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
+    /// Instead of a bundle, write (or update) a browsable copy of the newest
+    /// snapshot in this folder, for any static host: the site at its own
+    /// paths, the repository and the in-browser verifier beside it.
+    #[arg(long = "static", value_name = "DIR", conflicts_with = "out")]
+    static_dir: Option<PathBuf>,
+    /// The URL path the static copy will be served under.
+    #[arg(long, default_value = "/", requires = "static_dir")]
+    prefix: String,
+    /// Publisher key (a .pub file or a fingerprint) the static copy must
+    /// verify against; default: the repository's own genesis root.
+    #[arg(long, requires = "static_dir")]
+    trust: Option<String>,
 }
 
 impl Export {
     pub fn run(self) -> anyhow::Result<ExitCode> {
-        let r = archive::export(&self.repo, &self.out, self.since, self.level)?;
-        let size = std::fs::metadata(&self.out).map(|m| m.len()).unwrap_or(0);
+        if let Some(dir) = &self.static_dir {
+            let anchor = self.trust.as_deref().map(crate::load_anchor).transpose()?;
+            let r = samizdat::static_export::export_static(&self.repo, dir, &self.prefix, anchor)?;
+            println!("repository copy: {}", r.repo);
+            println!(
+                "static copy of seq {} in {}: {} files written, {} unchanged, {} removed",
+                r.seq,
+                dir.display(),
+                r.written,
+                r.unchanged,
+                r.removed
+            );
+            println!("readers open {} once to start the verifier", r.loader);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let Some(out) = &self.out else { anyhow::bail!("--out or --static is required") };
+        let r = archive::export(&self.repo, out, self.since, self.level)?;
+        let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
         match r.since {
-            Some(s) => println!("wrote delta seq {s} -> {} to {}", r.seq, self.out.display()),
-            None => println!("wrote snapshot seq {} to {}", r.seq, self.out.display()),
+            Some(s) => println!("wrote delta seq {s} -> {} to {}", r.seq, out.display()),
+            None => println!("wrote snapshot seq {} to {}", r.seq, out.display()),
         }
         println!("{} trees, {} objects ({} bytes) in {size} bytes", r.trees, r.objects, r.object_bytes);
         Ok(ExitCode::SUCCESS)

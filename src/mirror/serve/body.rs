@@ -130,7 +130,8 @@ const CSP: &str = "default-src 'self' data: 'unsafe-inline'; base-uri 'self'; fo
 
 /// Headers on every response: no third-party loads, no sniffing, no referrer.
 pub fn security_headers(h: &mut HeaderMap) {
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    // A handler may set a policy of its own (the service worker's).
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(CSP));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }

@@ -12,6 +12,7 @@ use super::body::{Body, allow, html, security_headers, strip_body, text};
 use super::limiter::Limiter;
 use super::{object, push, repo};
 use crate::mirror::{Mirror, Site, page};
+use crate::web;
 
 /// Answers one request: the client's budget, the route, then the headers
 /// and counters every response gets.
@@ -58,7 +59,7 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
     let head_only = method == Method::HEAD;
     match (&method, path.as_str()) {
         (&Method::GET | &Method::HEAD, "/_samizdat" | "/_samizdat/") => {
-            return html(page::index(m), head_only);
+            return html(page::index(m, lang(&req)), head_only);
         }
         (&Method::GET | &Method::HEAD, "/_samizdat/status") => {
             let mut r = Response::new(Body::bytes(page::status_json(m)));
@@ -94,16 +95,25 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
         let Some(site) = m.site_by_fingerprint(fp) else {
             return text(StatusCode::NOT_FOUND, "this mirror does not carry that publisher");
         };
-        if rel == "bundle" {
-            return repo::bundle(m, site.clone(), req.uri().query(), head_only).await;
-        }
-        return repo::repo_file(m, site, rel, req.headers(), head_only).await;
+        let mut r = if rel == "bundle" {
+            repo::bundle(m, site.clone(), req.uri().query(), head_only).await
+        } else {
+            repo::repo_file(m, site, rel, req.headers(), head_only).await
+        };
+        // The repository is public and verified by whoever reads it: any
+        // page's verifier may fetch it (failover between mirrors, BROWSER.md).
+        r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        return r;
+    }
+    if let Some(name) = path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
+        return browser_file(name, head_only);
     }
     // Site content: by Host header, or by /_samizdat/site/FINGERPRINT/ prefix.
-    let (site, site_path) = if let Some(rest) = path.strip_prefix("/_samizdat/site/") {
+    // `scope` is the web root the site's paths start at (docs/BROWSER.md).
+    let (site, site_path, scope) = if let Some(rest) = path.strip_prefix("/_samizdat/site/") {
         let (fp, p) = rest.split_once('/').unwrap_or((rest, ""));
         match m.site_by_fingerprint(fp) {
-            Some(s) => (s.clone(), format!("/{p}")),
+            Some(s) => (s.clone(), format!("/{p}"), format!("/_samizdat/site/{fp}/")),
             None => return text(StatusCode::NOT_FOUND, "this mirror does not carry that publisher"),
         }
     } else {
@@ -120,11 +130,91 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
         let by_host =
             host.as_ref().and_then(|h| m.sites().iter().find(|s| s.config.hosts.iter().any(|x| x == h)));
         match by_host.or(m.sites().first()) {
-            Some(s) => (s.clone(), path.clone()),
+            Some(s) => (s.clone(), path.clone(), "/".to_string()),
             None => return text(StatusCode::NOT_FOUND, "no site"),
         }
     };
-    site_file(m, &site, &site_path, req.headers(), head_only).await
+    let lang = lang(&req);
+    if site_path == format!("/{}", web::WORKER) {
+        return worker(&scope, head_only);
+    }
+    if let Some(name) = site_path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
+        return browser_file(name, head_only);
+    }
+    if is_browser_navigation(req.headers()) {
+        if let Some(served) = site.served() {
+            let page = web::shell(&web::ShellPage {
+                lang,
+                scope: &scope,
+                fingerprint: &site.fingerprint,
+                repo: &format!("/_samizdat/repo/{}/", site.fingerprint),
+                title: &served.verified.roots[0].name,
+            });
+            return vary_on_navigation(html(page, head_only));
+        }
+    }
+    vary_on_navigation(site_file(m, &site, &site_path, req.headers(), head_only, lang).await)
+}
+
+/// A site path answers a browser's navigation with the shell and anything
+/// else with the file, so shared caches must key on both headers.
+fn vary_on_navigation(mut r: Response<Body>) -> Response<Body> {
+    let h = r.headers_mut();
+    let v = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
+        Some(old) => format!("{old}, Sec-Fetch-Dest, Sec-Fetch-Mode"),
+        None => "Sec-Fetch-Dest, Sec-Fetch-Mode".to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        h.insert(header::VARY, v);
+    }
+    r
+}
+
+/// The reader's language for the mirror's own pages.
+fn lang(req: &Request<Incoming>) -> web::Lang {
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    web::Lang::negotiate(req.uri().query(), accept)
+}
+
+/// A browser's own top-level navigation that no service worker answered (a
+/// first visit, a shift-reload, a browser without workers): it gets the
+/// shell page, which starts the verifier and frames the page. A worker's
+/// fetch, the frame's load, curl and the CLI get the publisher's bytes.
+pub fn is_browser_navigation(h: &HeaderMap) -> bool {
+    let is = |name: &str, value: &str| {
+        h.get(name).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+    };
+    is("sec-fetch-mode", "navigate") && is("sec-fetch-dest", "document")
+}
+
+/// The service worker, allowed to control the whole web root `scope`. Its
+/// own policy lets it fetch from the publisher's other mirrors (failover);
+/// the pages it serves keep the mirror's policy.
+fn worker(scope: &str, head_only: bool) -> Response<Body> {
+    let mut r = browser_file("sw.js", head_only);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(scope) {
+        h.insert("service-worker-allowed", v);
+    }
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(WORKER_CSP));
+    r
+}
+
+/// What the worker may load: its own files, and any http(s) repository (the
+/// signed mirror list names them; their bytes are verified before use).
+const WORKER_CSP: &str = "default-src 'self'; connect-src 'self' http: https:; object-src 'none'";
+
+/// One of the embedded browser files. They change only with the binary, so
+/// they are revalidated rather than cached for long.
+fn browser_file(name: &str, head_only: bool) -> Response<Body> {
+    let Some(a) = web::asset(name) else {
+        return text(StatusCode::NOT_FOUND, "no such file");
+    };
+    let mut r = Response::new(Body::bytes(a.body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.media));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    strip_body(r, head_only)
 }
 
 /// Maps a URL path to a site path: percent-decoded, checked with the same
@@ -144,6 +234,7 @@ async fn site_file(
     url_path: &str,
     headers: &HeaderMap,
     head_only: bool,
+    lang: web::Lang,
 ) -> Response<Body> {
     let Some(served) = site.served() else {
         return text(
@@ -165,7 +256,7 @@ async fn site_file(
         }
         return strip_body(
             {
-                let mut r = html(page::not_found(&served, url_path), false);
+                let mut r = html(page::not_found(&served, url_path, lang), false);
                 *r.status_mut() = StatusCode::NOT_FOUND;
                 r
             },
