@@ -398,13 +398,29 @@ function page(t, status, title, body) {
   });
 }
 
+// Where a reader can read `sitePath` at a listed repository: a samizdat
+// mirror's repository /_samizdat/repo/<fp>/ has the site at
+// /_samizdat/site/<fp>/; a static export's W_samizdat/repo/ has it at W
+// (its loader W_samizdat/ starts the verifier there). Anything else: the
+// repository base as listed.
+function readingLink(repoUrl, sitePath) {
+  let u;
+  try { u = new URL(repoUrl); } catch { return null; }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return null;
+  const path = sitePath.split('/').map(encodeURIComponent).join('/');
+  const m = u.pathname.match(/^(.*)\/_samizdat\/repo\/(sz1[a-z2-7]+)\/?$/i);
+  if (m) return `${u.origin}${m[1]}/_samizdat/site/${m[2]}/${path}`;
+  const s = u.pathname.match(/^(.*\/)_samizdat\/repo\/?$/);
+  if (s) return `${u.origin}${s[1]}_samizdat/`;
+  return u.href;
+}
+
 function mirrorLinks(t, sitePath) {
   const ms = (current && current.snapshot && current.snapshot.mirrors) || [];
   const links = [];
   for (const m of ms) {
-    // A repository URL's site is usually its parent's web root; the mirror's
-    // own status page there explains. Link the repository base as given.
-    links.push(`<li><a href="${esc(m)}" rel="noreferrer">${esc(m)}</a></li>`);
+    const href = readingLink(m, sitePath);
+    if (href) links.push(`<li><a href="${esc(href)}" rel="noreferrer">${esc(href)}</a></li>`);
   }
   return links.length ? `<p>${esc(t('error.mirrors'))}</p><ul>${links.join('')}</ul>` : `<p>${esc(t('error.no_mirrors'))}</p>`;
 }
