@@ -337,3 +337,20 @@ fn demo_serves_the_verified_sample_site_from_a_mirror() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn verify_shows_progress_on_a_terminal_and_none_when_piped() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let verify = format!("{} verify {} --trust {}", env!("CARGO_BIN_EXE_samizdat"), c.s("repo"), c.pubkey());
+    // `script` gives the command a terminal (util-linux; .ci/run installs it).
+    let Ok(out) = std::process::Command::new("script").args(["-qec", &verify, "/dev/null"]).output() else {
+        eprintln!("SKIPPED: no `script` command to make a terminal");
+        return;
+    };
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{tty}");
+    assert!(tty.contains("verifying") && tty.contains("OK"), "no progress on a terminal:\n{tty}");
+    let piped = samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).ok();
+    assert!(!piped.stderr.contains("verifying") && !piped.stdout.contains("verifying"), "{}", piped.stderr);
+}

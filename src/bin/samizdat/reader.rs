@@ -24,12 +24,38 @@ pub struct Deadline {
     /// network wait is cut to what is left. For a large site on a slow link, raise it.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     timeout: Duration,
+    #[arg(skip)]
+    at: std::sync::OnceLock<Instant>,
 }
 
 impl Deadline {
+    /// The options for this command's one client; the clock starts here.
     fn fetch_options(&self, ca_file: Option<PathBuf>) -> FetchOptions {
-        FetchOptions { ca_file, deadline: Some(Instant::now() + self.timeout), ..Default::default() }
+        let at = Instant::now() + self.timeout;
+        let _ = self.at.set(at);
+        FetchOptions { ca_file, deadline: Some(at), ..Default::default() }
     }
+
+    /// Whether the deadline set by [`Deadline::fetch_options`] has passed.
+    fn passed(&self) -> bool {
+        self.at.get().is_some_and(|at| Instant::now() >= *at)
+    }
+}
+
+/// Bytes verified so far, on a terminal only.
+fn progress(what: &'static str) -> indicatif::ProgressBar {
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} ({bytes_per_sec}), {elapsed}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
 }
 
 #[derive(Args)]
@@ -55,9 +81,12 @@ impl Verify {
             (v.clone(), v.snapshot.files, v.snapshot.bytes, info.objects, Vec::new())
         } else {
             let opts = self.deadline.fetch_options(self.ca);
+            let bar = progress("verifying");
             let r = open_with_fallback(&self.target, &anchor, &opts, |repo| {
-                checkout::verify(repo.source(), &anchor, &|_| {})
-            })?;
+                checkout::verify(repo.source(), &anchor, &|n| bar.inc(n))
+            });
+            bar.finish_and_clear();
+            let r = r?;
             (r.verified, r.files, r.bytes, r.objects, r.failures)
         };
         mirrors::remember(&v);
@@ -68,10 +97,25 @@ impl Verify {
         println!("keys:      root version {}, keyset version {}", v.roots.len(), v.keyset.version);
         print_freshness(&v);
         if !failures.is_empty() {
-            for fail in &failures {
+            // A few named failures say what is wrong; thousands (a dead link,
+            // the deadline) would bury it.
+            const SHOWN: usize = 20;
+            for fail in failures.iter().take(SHOWN) {
                 eprintln!("samizdat: FAILED /{}: {}", fail.paths.join(", /"), fail.error);
             }
-            eprintln!("samizdat: verification FAILED: {} of {objects} objects bad", failures.len());
+            if failures.len() > SHOWN {
+                eprintln!("samizdat: ... and {} more objects failed", failures.len() - SHOWN);
+            }
+            if self.deadline.passed() {
+                eprintln!(
+                    "samizdat: the overall deadline ({}) passed before every object was checked; raise it with --timeout",
+                    humantime::format_duration(self.deadline.timeout)
+                );
+            }
+            eprintln!(
+                "samizdat: verification FAILED: {} of {objects} objects bad or unchecked",
+                failures.len()
+            );
             return Ok(ExitCode::FAILURE);
         }
         println!("content:   {files} files, {bytes} bytes, {objects} distinct objects: all verified");
