@@ -12,10 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{Client as HyperClient, connect::HttpConnector};
+use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::{CertificateDer, pem::PemObject};
 
+use crate::connect::Connect;
 use crate::error::{Error, Result};
 use crate::layout::RepoFile;
 use crate::source::Source;
@@ -39,6 +40,8 @@ pub struct FetchOptions {
     /// command's overall deadline): each wait is cut to what is left, and a
     /// fetch started after it fails at once, naming it.
     pub deadline: Option<Instant>,
+    /// Connect through this SOCKS5 proxy (Tor), which also resolves names.
+    pub socks_proxy: Option<std::net::SocketAddr>,
 }
 
 impl Default for FetchOptions {
@@ -51,6 +54,7 @@ impl Default for FetchOptions {
             min_rate: 4 * 1024,
             rate_cap: None,
             deadline: None,
+            socks_proxy: None,
         }
     }
 }
@@ -66,7 +70,7 @@ pub enum TlsMismatch {
     WarnAndContinue,
 }
 
-type Pool = HyperClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type Pool = HyperClient<hyper_rustls::HttpsConnector<Connect>, Full<Bytes>>;
 
 /// The process's HTTP client: one connection pool and TLS setup per set of
 /// [`FetchOptions`], driven by one runtime per process (made on first use and
@@ -319,7 +323,7 @@ impl BodyReader {
 }
 
 /// The HTTPS-or-HTTP connector: webpki roots plus any extra CA file.
-fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpConnector>> {
+fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<Connect>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(ca) = &opts.ca_file {
@@ -352,9 +356,7 @@ fn connector(opts: &FetchOptions) -> Result<hyper_rustls::HttpsConnector<HttpCon
                 .with_no_client_auth()
         }
     };
-    let mut http = HttpConnector::new();
-    http.enforce_http(false);
-    http.set_connect_timeout(Some(opts.connect_timeout));
+    let http = Connect::new(opts.socks_proxy, opts.connect_timeout);
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(config)
         .https_or_http()

@@ -40,6 +40,7 @@ pub mod anchor;
 pub mod archive;
 mod cbor;
 pub mod checkout;
+mod connect;
 pub mod error;
 mod fsutil;
 #[doc(hidden)]

@@ -18,6 +18,7 @@ mod kills;
 mod mirror;
 mod nginx;
 mod roundtrip;
+mod socks;
 mod structure;
 mod vectors;
 mod web;

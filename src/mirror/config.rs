@@ -26,6 +26,8 @@ struct RawConfig {
     poll_interval: Duration,
     #[serde(default)]
     log_client_addresses: bool,
+    #[serde(default, deserialize_with = "de::opt_addr")]
+    socks_proxy: Option<SocketAddr>,
     tls: Option<RawTls>,
     #[serde(default)]
     limits: RawLimits,
@@ -314,6 +316,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub poll_interval: Duration,
     pub log_client_addresses: bool,
+    /// Every sync connects through this SOCKS5 proxy (Tor), which resolves
+    /// upstream names too: an onion mirror's address never reaches an upstream.
+    pub socks_proxy: Option<SocketAddr>,
     pub tls: Option<TlsSource>,
     pub limits: Limits,
     pub sites: Vec<SiteConfig>,
@@ -386,6 +391,7 @@ impl Config {
             data_dir: Some(s.data_dir),
             poll_interval: s.poll_interval,
             log_client_addresses: false,
+            socks_proxy: None,
             tls: s.self_signed.then_some(RawTls { cert: None, key: None, self_signed: Some(true) }),
             limits: RawLimits::default(),
             site: vec![RawSite {
@@ -487,6 +493,7 @@ impl Config {
             data_dir,
             poll_interval,
             log_client_addresses: raw.log_client_addresses,
+            socks_proxy: raw.socks_proxy,
             tls,
             limits,
             sites,

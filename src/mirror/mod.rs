@@ -194,6 +194,7 @@ impl Mirror {
             // A daemon has no overall deadline: each round is bounded by the
             // idle timeout and minimum rate, and the next round starts anew.
             deadline: None,
+            socks_proxy: config.socks_proxy,
         })?;
         Ok(Mirror {
             inner: Arc::new(Inner {
