@@ -18,6 +18,7 @@ mod kills;
 mod mirror;
 mod nginx;
 mod roundtrip;
+mod scrub;
 mod socks;
 mod structure;
 mod vectors;

@@ -77,6 +77,10 @@ struct RawLimits {
     upstream_idle_timeout: Duration,
     #[serde(deserialize_with = "de::size")]
     upstream_min_rate: u64,
+    #[serde(deserialize_with = "de::size")]
+    scrub_bytes_per_second: u64,
+    #[serde(deserialize_with = "de::duration")]
+    scrub_interval: Duration,
 }
 
 impl Default for RawLimits {
@@ -97,6 +101,8 @@ impl Default for RawLimits {
             download_bytes_per_second: d.download_bytes_per_second,
             upstream_idle_timeout: d.upstream_idle_timeout,
             upstream_min_rate: d.upstream_min_rate,
+            scrub_bytes_per_second: d.scrub_bytes_per_second,
+            scrub_interval: d.scrub_interval,
         }
     }
 }
@@ -156,6 +162,8 @@ impl RawLimits {
             download_bytes_per_second: self.download_bytes_per_second,
             upstream_idle_timeout: self.upstream_idle_timeout,
             upstream_min_rate: self.upstream_min_rate,
+            scrub_bytes_per_second: self.scrub_bytes_per_second,
+            scrub_interval: self.scrub_interval,
         })
     }
 }
@@ -263,6 +271,10 @@ pub struct Limits {
     pub upstream_idle_timeout: Duration,
     /// Slowest average rate (bytes/s) tolerated from an upstream.
     pub upstream_min_rate: u64,
+    /// How fast stored objects are re-read and re-hashed (scrub); 0 turns it off.
+    pub scrub_bytes_per_second: u64,
+    /// The pause between two scrub passes over every stored object.
+    pub scrub_interval: Duration,
 }
 
 impl Limits {
@@ -288,6 +300,10 @@ impl Default for Limits {
             download_bytes_per_second: None,
             upstream_idle_timeout: Duration::from_secs(20),
             upstream_min_rate: 4096,
+            // A pass over the Rust documentation (780 MB) takes about 6 minutes,
+            // a small share of an SD card's read rate.
+            scrub_bytes_per_second: 2 << 20,
+            scrub_interval: Duration::from_secs(24 * 3600),
         }
     }
 }

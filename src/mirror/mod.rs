@@ -7,6 +7,7 @@
 
 pub mod config;
 mod page;
+pub mod scrub;
 mod serve;
 pub mod sync;
 mod tls;
@@ -60,6 +61,7 @@ pub struct SyncStatus {
     pub newest_seen: u64,
     /// Set when two different snapshots with one sequence number were seen.
     pub equivocation: Option<String>,
+    pub scrub: scrub::ScrubStatus,
 }
 
 /// One mirrored site.
@@ -124,6 +126,9 @@ pub struct Metrics {
     pub syncs_failed: AtomicU64,
     pub pushes_accepted: AtomicU64,
     pub pushes_rejected: AtomicU64,
+    pub scrub_objects: AtomicU64,
+    pub scrub_corrupt: AtomicU64,
+    pub scrub_repaired: AtomicU64,
 }
 
 /// The daemon's shared state: a cheap-to-clone handle.
@@ -228,16 +233,7 @@ impl Mirror {
     /// Runs one sync round for `site` over its upstreams (random order, first
     /// success wins). Blocking: call on the blocking pool.
     pub fn sync_once(&self, site: &Site) -> Result<sync::Outcome> {
-        let mut order: Vec<String> = site.config.upstreams.clone();
-        // Mirror lists in the served snapshot are extra upstreams.
-        if let Some(s) = site.served().filter(|_| site.config.follow_signed_mirrors) {
-            for m in &s.verified.snapshot.mirrors {
-                if !order.contains(m) {
-                    order.push(m.clone());
-                }
-            }
-        }
-        shuffle(&mut order);
+        let order = self.upstream_order(site);
         let repo = site.repo.lock().unwrap_or_else(|p| p.into_inner());
         let mut last_err = None;
         for url in order {
@@ -320,6 +316,21 @@ impl Mirror {
         });
         site.update_status(|s| s.last_error = Some(err.to_string()));
         Err(err)
+    }
+
+    /// The configured upstreams and the served snapshot's signed mirror list,
+    /// in random order.
+    fn upstream_order(&self, site: &Site) -> Vec<String> {
+        let mut order: Vec<String> = site.config.upstreams.clone();
+        if let Some(s) = site.served().filter(|_| site.config.follow_signed_mirrors) {
+            for m in &s.verified.snapshot.mirrors {
+                if !order.contains(m) {
+                    order.push(m.clone());
+                }
+            }
+        }
+        shuffle(&mut order);
+        order
     }
 
     /// Accepts a pushed bundle for `site` (blocking). Verifies everything
@@ -409,6 +420,25 @@ pub async fn run(
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = site.wake.notified() => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+    }
+    let limits = &mirror.config().limits;
+    if limits.scrub_bytes_per_second > 0 {
+        let (m, mut stop) = (mirror.clone(), stop_rx.clone());
+        let (interval, rate) = (limits.scrub_interval, limits.scrub_bytes_per_second);
+        tasks.spawn(async move {
+            let rate = Arc::new(crate::ratelimit::RateLimit::new(rate));
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.changed() => return,
+                }
+                let (m2, r2) = (m.clone(), rate.clone());
+                tokio::select! {
+                    _ = tokio::task::spawn_blocking(move || m2.scrub_all(&r2)) => {}
                     _ = stop.changed() => return,
                 }
             }

@@ -95,6 +95,18 @@ fn site_section(h: &mut String, site: &Site, lang: Lang) {
                 let newest = status.newest_seen.to_string();
                 let _ = write!(h, "<p class=\"stale\">{}</p>", t("mirror.newer", &[("seq", &newest)]));
             }
+            let sc = &status.scrub;
+            if !sc.out_of_service.is_empty() {
+                let paths = esc(&sc.out_of_service.join(", "));
+                let _ =
+                    write!(h, "<p class=\"stale\">{}</p>", t("mirror.out_of_service", &[("paths", &paths)]));
+            }
+            if sc.passes > 0 {
+                let (passes, corrupt, repaired) =
+                    (sc.passes.to_string(), sc.corrupt.to_string(), sc.repaired.to_string());
+                let args = [("passes", passes.as_str()), ("corrupt", &corrupt), ("repaired", &repaired)];
+                let _ = write!(h, "<p>{}</p>", t("mirror.scrub", &args));
+            }
             if let Some(e) = &status.equivocation {
                 let _ =
                     write!(h, "<p class=\"stale\">{}</p>", t("mirror.equivocation", &[("what", &esc(e))]));
@@ -212,6 +224,13 @@ pub fn status_json(m: &Mirror) -> String {
                 "serving": served,
                 "newest_seen_seq": st.newest_seen,
                 "equivocation": st.equivocation,
+                "scrub": {
+                    "passes": st.scrub.passes,
+                    "last_pass": secs(st.scrub.last_pass),
+                    "corrupt": st.scrub.corrupt,
+                    "repaired": st.scrub.repaired,
+                    "out_of_service": st.scrub.out_of_service,
+                },
                 "last_sync_attempt": secs(st.last_attempt),
                 "last_sync_success": secs(st.last_success),
                 "last_sync_error": st.last_error,
@@ -263,6 +282,21 @@ pub fn metrics(m: &Mirror) -> String {
     );
     counter("pushes_accepted_total", "Pushed bundles accepted.", c.pushes_accepted.load(Ordering::Relaxed));
     counter("pushes_rejected_total", "Pushed bundles rejected.", c.pushes_rejected.load(Ordering::Relaxed));
+    counter(
+        "scrub_objects_total",
+        "Stored objects re-hashed by the scrub.",
+        c.scrub_objects.load(Ordering::Relaxed),
+    );
+    counter(
+        "scrub_corrupt_total",
+        "Stored objects that failed their scrub check and were taken out of service.",
+        c.scrub_corrupt.load(Ordering::Relaxed),
+    );
+    counter(
+        "scrub_repaired_total",
+        "Damaged objects fetched again from an upstream and verified.",
+        c.scrub_repaired.load(Ordering::Relaxed),
+    );
     let _ = writeln!(
         o,
         "# HELP samizdat_connections_open Open connections.\n# TYPE samizdat_connections_open gauge\nsamizdat_connections_open {}",

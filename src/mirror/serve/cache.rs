@@ -51,6 +51,12 @@ impl Cache {
     pub fn get(&self, h: &ContentHash, e: Enc) -> Option<Bytes> {
         self.inner.get(&(*h, e))
     }
+    /// Drops every encoding of `h` (an object taken out of service).
+    pub fn remove(&self, h: &ContentHash) {
+        for e in [Enc::Identity, Enc::Zstd, Enc::Br, Enc::Gzip] {
+            self.inner.remove(&(*h, e));
+        }
+    }
     pub fn put(&self, h: ContentHash, e: Enc, b: Bytes) {
         if b.len() > CACHE_ENTRY_MAX || b.len() > self.budget {
             return;
