@@ -50,14 +50,20 @@ pub fn unpack_bundle(
     Ok((dir, repo, info))
 }
 
-/// Writes a verified checkout of `src`'s newest snapshot to `out`.
+/// Writes a verified checkout of `src`'s newest snapshot to `out`;
+/// `progress` gets the size of each object once it verified.
 ///
 /// `out` must not exist or be an empty directory. Everything is written into
 /// a temporary sibling directory and renamed to `out` only after every object
 /// verified, so a failure leaves nothing behind. All paths come from checked
 /// tree names, files are created with `create_new` (never through an existing
 /// file or symlink), and case collisions were rejected when trees were read.
-pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verified, u64)> {
+pub fn extract(
+    src: &dyn Source,
+    anchor: &Anchor,
+    out: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Verified, u64)> {
     if out.symlink_metadata().is_ok() {
         let empty_dir = out.is_dir() && !out.is_symlink() && fs::read_dir(out).at(out)?.next().is_none();
         if !empty_dir {
@@ -92,9 +98,12 @@ pub fn extract(src: &dyn Source, anchor: &Anchor, out: &Path) -> Result<(Verifie
     source::in_pool(src.parallelism(), || {
         order.par_iter().with_max_len(1).for_each(|h| {
             let refs = &by_hash[h];
-            if let Err(error) = write_object(src, stage.path(), refs) {
-                let paths = refs.iter().map(|f| f.path.clone()).collect();
-                failures.lock().unwrap_or_else(|p| p.into_inner()).push(Failure { paths, error });
+            match write_object(src, stage.path(), refs) {
+                Ok(()) => progress(refs[0].size),
+                Err(error) => {
+                    let paths = refs.iter().map(|f| f.path.clone()).collect();
+                    failures.lock().unwrap_or_else(|p| p.into_inner()).push(Failure { paths, error });
+                }
             }
         })
     })?;

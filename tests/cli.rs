@@ -339,7 +339,7 @@ fn demo_serves_the_verified_sample_site_from_a_mirror() {
 }
 
 #[test]
-fn verify_shows_progress_on_a_terminal_and_none_when_piped() {
+fn verify_and_extract_show_progress_on_a_terminal_and_none_when_piped() {
     let c = Cli::new();
     c.bundle().ok();
     let verify = format!("{} verify {} --trust {}", env!("CARGO_BIN_EXE_samizdat"), c.s("repo"), c.pubkey());
@@ -353,4 +353,14 @@ fn verify_shows_progress_on_a_terminal_and_none_when_piped() {
     assert!(tty.contains("verifying") && tty.contains("OK"), "no progress on a terminal:\n{tty}");
     let piped = samizdat(["verify", &c.s("repo"), "--trust", &c.pubkey()]).ok();
     assert!(!piped.stderr.contains("verifying") && !piped.stdout.contains("verifying"), "{}", piped.stderr);
+    let extract = format!(
+        "{} extract {} --trust {} --out {}",
+        env!("CARGO_BIN_EXE_samizdat"),
+        c.s("repo"),
+        c.pubkey(),
+        c.s("out")
+    );
+    let out = std::process::Command::new("script").args(["-qec", &extract, "/dev/null"]).output().unwrap();
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && tty.contains("extracting"), "no progress on a terminal:\n{tty}");
 }

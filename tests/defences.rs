@@ -489,7 +489,7 @@ fn extraction_never_writes_through_a_symlink_planted_in_its_staging_directory() 
         paths,
         planted: std::sync::atomic::AtomicBool::new(false),
     };
-    let r = samizdat::checkout::extract(&src, &anchor, &c.path("x/out"));
+    let r = samizdat::checkout::extract(&src, &anchor, &c.path("x/out"), &|_| {});
     assert_eq!(std::fs::read(&victim).unwrap(), b"not the site's to overwrite", "written through a symlink");
     assert!(r.is_err(), "extraction succeeded over planted symlinks");
     assert!(!c.path("x/out").exists());

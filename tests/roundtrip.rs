@@ -85,7 +85,7 @@ proptest! {
         let target = samizdat::store::Writer::open_or_create(&dir.path().join("imported")).unwrap();
         samizdat::archive::read(&dir.path().join("b.szb"), &publisher.anchor(), Some(&target)).unwrap();
         let out = dir.path().join("out");
-        samizdat::checkout::extract(target.store(), &publisher.anchor(), &out).unwrap();
+        samizdat::checkout::extract(target.store(), &publisher.anchor(), &out, &|_| {}).unwrap();
         let got = crate::cli::walk(&out);
         let want: Vec<(String, Vec<u8>)> = files.into_iter().collect();
         prop_assert_eq!(got, want);

@@ -89,7 +89,7 @@ fn demo(state: &Path, site: Option<PathBuf>, listen: SocketAddr, no_serve: bool)
         info.verified.snapshot.seq
     );
     let (_tmp, unpacked, _) = checkout::unpack_bundle(&bundle, &anchor, state)?;
-    let (_, n) = checkout::extract(unpacked.store(), &anchor, &out)?;
+    let (_, n) = checkout::extract(unpacked.store(), &anchor, &out, &|_| {})?;
     println!("5. extracted a verified checkout of {n} files from the bundle to {}", out.display());
     println!();
     println!("Try it yourself:");

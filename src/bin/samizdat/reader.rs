@@ -141,20 +141,24 @@ impl Extract {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let anchor = load_anchor(&self.trust)?;
         let out = &self.out;
+        let bar = progress("extracting");
         let (v, n) = match Target::parse(&self.target)? {
             Target::Bundle(file) => {
                 let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
                 std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
                 let (_tmp, repo, _) = checkout::unpack_bundle(&file, &anchor, parent)?;
-                checkout::extract(repo.store(), &anchor, out)?
+                checkout::extract(repo.store(), &anchor, out, &|n| bar.inc(n))?
             }
             _ => {
                 let opts = self.deadline.fetch_options(self.ca);
-                open_with_fallback(&self.target, &anchor, &opts, |repo| {
-                    checkout::extract(repo.source(), &anchor, out)
-                })?
+                let r = open_with_fallback(&self.target, &anchor, &opts, |repo| {
+                    checkout::extract(repo.source(), &anchor, out, &|n| bar.inc(n))
+                });
+                bar.finish_and_clear();
+                r?
             }
         };
+        bar.finish_and_clear();
         mirrors::remember(&v);
         println!("extracted seq {} ({n} files) to {}", v.snapshot.seq, out.display());
         print_freshness(&v);
