@@ -19,7 +19,7 @@ pub struct Asset {
 }
 
 /// Every file of `web/` that is served, as committed.
-pub const ASSETS: &[Asset] = &[
+pub static ASSETS: &[Asset] = &[
     Asset { name: "sw.js", media: "text/javascript; charset=utf-8", body: include_str!("../web/sw.js") },
     Asset {
         name: "shell.js",

@@ -70,6 +70,18 @@ fn the_mirror_frames_browser_navigations_and_serves_everyone_else_the_publishers
         assert_eq!(r.status, 200, "{name}");
         assert_eq!(r.body, committed(name), "{name}");
     }
+    // Compressed when asked, and a repeat visit costs a 304.
+    let r = request(d.port, "GET", "/_samizdat/web/verify.js", &[("Accept-Encoding", "gzip")], None);
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut plain = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain).unwrap();
+    assert_eq!(plain, committed("verify.js"));
+    assert!(r.body.len() < plain.len() / 2, "{} of {} bytes", r.body.len(), plain.len());
+    let etag = r.header("etag").unwrap().to_string();
+    let again = request(d.port, "GET", "/_samizdat/web/verify.js", &[("If-None-Match", &etag)], None);
+    assert_eq!((again.status, again.body.len()), (304, 0));
+    let other = request(d.port, "GET", "/_samizdat/web/shell.js", &[("If-None-Match", &etag)], None);
+    assert_eq!(other.status, 200, "one file's ETag matched another's");
     assert_eq!(request(d.port, "GET", "/_samizdat/web/../../keys", &[], None).status, 404);
     assert_eq!(request(d.port, "GET", "/_samizdat/web/nothing.js", &[], None).status, 404);
     // Pages keep the mirror's strict policy.

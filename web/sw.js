@@ -34,9 +34,9 @@ const nowSeconds = () => BigInt(Math.floor(Date.now() / 1000));
 self.addEventListener('install', (e) => {
   e.waitUntil((async () => {
     const c = await caches.open(C_WEB);
-    await c.addAll(REQUIRED.map((f) => new Request(WEB + f, { cache: 'reload' })));
+    await c.addAll(REQUIRED.map((f) => new Request(WEB + f, { cache: 'no-cache' })));
     for (const f of OPTIONAL) {
-      try { await c.add(new Request(WEB + f, { cache: 'reload' })); } catch { /* not shipped */ }
+      try { await c.add(new Request(WEB + f, { cache: 'no-cache' })); } catch { /* not shipped */ }
     }
     await self.skipWaiting();
   })());
@@ -304,7 +304,9 @@ function getTree(hash, len) {
         try { return await V.verifyTree(new Uint8Array(await hit.arrayBuffer()), hash, len); } catch { await c.delete(dataKey(rel)); }
       }
       const got = await fromSources(rel, Number(len), (b) => V.verifyTree(b, hash, len));
-      await c.put(dataKey(rel), new Response(got.bytes));
+      // Kept for offline reading, off the response path (the verified tree
+      // is already in memory; a put takes milliseconds, BENCHMARKS.md).
+      c.put(dataKey(rel), new Response(got.bytes)).catch(() => {});
       return got.value;
     })();
     p.catch(() => trees.delete(hex));
@@ -314,7 +316,8 @@ function getTree(hash, len) {
 }
 
 // → {bytes, source}; cached bytes are checked again (other sites' pages share this origin's caches).
-async function getObject(entry) {
+// `keep` extends the fetch event's life over the background put.
+async function getObject(entry, keep = (p) => p) {
   const hex = V.hex(entry.address);
   const rel = `objects/${hex.slice(0, 2)}/${hex}`;
   const c = await caches.open(C_DATA);
@@ -324,7 +327,7 @@ async function getObject(entry) {
     try { await V.verifyObject(b, entry.address, entry.size); return { bytes: b, source: 'cache' }; } catch { await c.delete(dataKey(rel)); }
   }
   const got = await fromSources(rel, Number(entry.size), (b) => V.verifyObject(b, entry.address, entry.size));
-  await c.put(dataKey(rel), new Response(got.bytes));
+  keep(c.put(dataKey(rel), new Response(got.bytes)).catch(() => {}));
   return { bytes: got.bytes, source: got.source };
 }
 
@@ -447,17 +450,21 @@ function notFoundPage(t, sitePath) {
 
 // ---------- routing ----------
 
-async function webAsset(req) {
+// The worker's own files: from the cache at once when kept (a page view
+// should not wait on the network for them), refreshed in the background
+// (a cheap 304 from a mirror); from the network the first time.
+async function webAsset(req, keep = (p) => p) {
   const c = await caches.open(C_WEB);
-  try {
-    const r = await fetch(req);
-    if (r.ok) { c.put(req, r.clone()).catch(() => {}); return r; }
-    return (await c.match(req, { ignoreSearch: true })) || r;
-  } catch (e) {
-    const hit = await c.match(req, { ignoreSearch: true });
-    if (hit) return hit;
-    throw e;
+  const refresh = fetch(req, { cache: 'no-cache' }).then((r) => {
+    if (r.ok) c.put(req, r.clone()).catch(() => {});
+    return r;
+  });
+  const hit = await c.match(req, { ignoreSearch: true });
+  if (hit) {
+    keep(refresh.catch(() => {}));
+    return hit;
   }
+  return refresh;
 }
 
 // URL path under W -> site path; null when it cannot name a file.
@@ -528,7 +535,7 @@ async function content(req, url, ev) {
   }
   let got;
   try {
-    got = await getObject(entry);
+    got = await getObject(entry, (p) => ev.waitUntil(p));
   } catch (e) {
     const tried = e.tried || [{ kind: e.kind || 'verify', message: e.message || String(e), source: REPO }];
     note({ state: 'blocked', error: `/${sitePath}: ${t('reason.' + tried[0].kind)}`, source: host(tried[0].source), st });
@@ -553,7 +560,7 @@ self.addEventListener('fetch', (e) => {
   if (url.origin !== self.location.origin || !url.pathname.startsWith(SCOPE_PATH)) return;
   const rel = url.pathname.slice(SCOPE_PATH.length);
   if (rel === '_samizdat-sw.js') return;
-  if (rel.startsWith('_samizdat/web/')) { e.respondWith(webAsset(req)); return; }
+  if (rel.startsWith('_samizdat/web/')) { e.respondWith(webAsset(req, (p) => e.waitUntil(p))); return; }
   // The loader, the repository and the mirror's own /_samizdat/ pages go to
   // the network. (On a mirror W may itself be /_samizdat/site/<fp>/: paths
   // under it are site content.)

@@ -1,5 +1,6 @@
 //! Routing: the one `match` from request to handler, and site paths.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -9,6 +10,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
 use super::body::{Body, allow, html, security_headers, strip_body, text};
+use super::encoding::{Enc, compress, negotiate};
 use super::limiter::Limiter;
 use super::{object, push, repo};
 use crate::mirror::{Mirror, Site, page};
@@ -106,7 +108,7 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
         return r;
     }
     if let Some(name) = path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
-        return browser_file(name, head_only);
+        return browser_file(name, req.headers(), head_only);
     }
     // Site content: by Host header, or by /_samizdat/site/FINGERPRINT/ prefix.
     // `scope` is the web root the site's paths start at (docs/BROWSER.md).
@@ -136,10 +138,10 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
     };
     let lang = lang(&req);
     if site_path == format!("/{}", web::WORKER) {
-        return worker(&scope, head_only);
+        return worker(&scope, req.headers(), head_only);
     }
     if let Some(name) = site_path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
-        return browser_file(name, head_only);
+        return browser_file(name, req.headers(), head_only);
     }
     if is_browser_navigation(req.headers()) {
         if let Some(served) = site.served() {
@@ -190,8 +192,8 @@ pub fn is_browser_navigation(h: &HeaderMap) -> bool {
 /// The service worker, allowed to control the whole web root `scope`. Its
 /// own policy lets it fetch from the publisher's other mirrors (failover);
 /// the pages it serves keep the mirror's policy.
-fn worker(scope: &str, head_only: bool) -> Response<Body> {
-    let mut r = browser_file("sw.js", head_only);
+fn worker(scope: &str, headers: &HeaderMap, head_only: bool) -> Response<Body> {
+    let mut r = browser_file("sw.js", headers, head_only);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(scope) {
         h.insert("service-worker-allowed", v);
@@ -204,17 +206,71 @@ fn worker(scope: &str, head_only: bool) -> Response<Body> {
 /// signed mirror list names them; their bytes are verified before use).
 const WORKER_CSP: &str = "default-src 'self'; connect-src 'self' http: https:; object-src 'none'";
 
-/// One of the embedded browser files. They change only with the binary, so
-/// they are revalidated rather than cached for long.
-fn browser_file(name: &str, head_only: bool) -> Response<Body> {
+/// One of the embedded browser files. They change only with the binary:
+/// revalidated (an ETag of their content, so a repeat visit costs a 304),
+/// and compressed once per encoding and kept, as site pages are.
+fn browser_file(name: &str, headers: &HeaderMap, head_only: bool) -> Response<Body> {
     let Some(a) = web::asset(name) else {
         return text(StatusCode::NOT_FOUND, "no such file");
     };
-    let mut r = Response::new(Body::bytes(a.body));
+    let etag = asset_etag(a);
+    let accept = headers.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok());
+    let enc = negotiate(accept);
+    let mut r = match headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(inm) if inm.split(',').any(|t| t.trim().trim_start_matches("W/") == etag) => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::NOT_MODIFIED;
+            r
+        }
+        _ => match compressed_asset(a, enc) {
+            Some(body) => {
+                let mut r = Response::new(Body::bytes(body));
+                if let Ok(v) = HeaderValue::from_str(enc.token()) {
+                    r.headers_mut().insert(header::CONTENT_ENCODING, v);
+                }
+                r
+            }
+            None => Response::new(Body::bytes(a.body)),
+        },
+    };
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(a.media));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
     strip_body(r, head_only)
+}
+
+/// `"<first 16 hex digits of SHA-256>"` of an embedded file, computed once.
+fn asset_etag(a: &'static web::Asset) -> String {
+    static TAGS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        web::ASSETS
+            .iter()
+            .map(|a| format!("\"{}\"", &crate::hash::sha256(a.body.as_bytes()).to_hex()[..16]))
+            .collect()
+    });
+    let i = web::ASSETS.iter().position(|x| x.name == a.name).unwrap_or(0);
+    TAGS.get(i).cloned().unwrap_or_default()
+}
+
+/// An embedded file compressed with `enc`, made on first use and kept
+/// (they are a few tens of kilobytes in all). `None` for identity or if
+/// compression failed.
+fn compressed_asset(a: &'static web::Asset, enc: Enc) -> Option<bytes::Bytes> {
+    type Kept = std::sync::Mutex<HashMap<(&'static str, &'static str), bytes::Bytes>>;
+    static KEPT: std::sync::LazyLock<Kept> = std::sync::LazyLock::new(Default::default);
+    if enc == Enc::Identity {
+        return None;
+    }
+    let key = (a.name, enc.token());
+    if let Some(b) = KEPT.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Some(b.clone());
+    }
+    let b = bytes::Bytes::from(compress(a.body.as_bytes(), enc).ok()?);
+    KEPT.lock().unwrap_or_else(|p| p.into_inner()).insert(key, b.clone());
+    Some(b)
 }
 
 /// Maps a URL path to a site path: percent-decoded, checked with the same
