@@ -34,6 +34,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const require = createRequire(path.join(HERE, '../tests/browser/package.json'));
@@ -65,12 +66,17 @@ for (const f of near) (byDir.get(f.dir) ?? byDir.set(f.dir, []).get(f.dir)).push
 // Set B: the article nearest 7 KB of each of nB directories that nothing else touches.
 // Set A and the page views: the remaining near-7 KB articles of the other directories,
 // whose trees are warmed by reading one non-measured sibling first.
-const dirs = [...byDir.keys()].sort((a, b) => Math.abs(byDir.get(a)[0].size - TARGET) - Math.abs(byDir.get(b)[0].size - TARGET));
-const dirsB = new Set(dirs.filter((_, i) => i % 4 === 1).slice(0, cfg.nB));
+// cfg.rounds rounds, each with its own articles (nA + nB per round), one after the other.
+const ROUNDS = cfg.rounds || 1;
+const dirs = [...byDir.keys()].sort();
+const dirsB = new Set(dirs.filter((_, i) => i % 2 === 1).slice(0, cfg.nB * ROUNDS));
+if (dirsB.size < cfg.nB * ROUNDS) throw new Error(`only ${dirsB.size} directories for set B; use a larger site`);
 const setB = [...dirsB].map((d) => byDir.get(d)[0]);
 const candA = near.filter((f) => !dirsB.has(f.dir));
-const setA = candA.slice(0, cfg.nA);
-const pages = candA.slice(cfg.nA, cfg.nA + cfg.nPage);
+const setA = candA.slice(0, cfg.nA * ROUNDS);
+// Spread sizes evenly over the rounds: deal articles out in turn.
+const roundOf = (i) => i % ROUNDS;
+const pages = candA.slice(cfg.nA * ROUNDS, cfg.nA * ROUNDS + cfg.nPage);
 const used = new Set([...setA, ...setB, ...pages].map((f) => f.path));
 const warmDirs = [...new Set([...setA, ...pages].map((f) => f.dir))];
 const warm = warmDirs.map((d) => files.find((f) => f.dir === d && !used.has(f.path))
@@ -181,6 +187,17 @@ try {
     await raw.goto(`${W}_samizdat/web/i18n.json`);
     if (await raw.evaluate(() => !!navigator.serviceWorker?.controller)) throw new Error('raw page is controlled');
 
+    // The floor page: controlled by a trivial worker that answers from memory.
+    let floor = null;
+    if (origin.floor) {
+      floor = await ctx.newPage();
+      await floor.goto(origin.floor + 'index.html');
+      await floor.evaluate(() => navigator.serviceWorker.ready);
+      await floor.reload();
+      if (!(await floor.evaluate(() => !!navigator.serviceWorker.controller))) throw new Error('floor page not controlled');
+      for (let i = 0; i < 5; i++) await timedFetch(floor, `${origin.floor}warm-${i}`);
+    }
+
     // Warm-up: trees of set A's directories, and every code path once (JIT).
     for (const f of warm) {
       const r = await timedFetch(page, W + f.path);
@@ -193,13 +210,13 @@ try {
     await swEntries();
 
     // 2. Interleaved samples.
-    for (const set of ['A', 'B']) {
-      const list = set === 'A' ? setA : setB;
+    for (let round = 0; round < ROUNDS; round++) for (const set of ['A', 'B']) {
+      const list = (set === 'A' ? setA : setB).filter((_, i) => roundOf(i) === round);
       for (const [i, f] of list.entries()) {
         const objUrl = `${R}objects/${f.hex.slice(0, 2)}/${f.hex}`;
         const kinds = ['verified', 'passthru', 'raw'];
         const order = kinds.slice(i % 3).concat(kinds.slice(0, i % 3));
-        const s = { path: f.path, size: f.size, order: order.join(',') };
+        const s = { path: f.path, size: f.size, round, order: order.join(',') };
         for (const k of order) {
           let r;
           if (k === 'verified') r = await timedFetch(page, W + f.path);
@@ -216,10 +233,26 @@ try {
             s.swOther = e.filter((x) => !x.name.startsWith(R + 'trees/') && x.name !== objUrl).map((x) => x.name.slice(R.length));
           }
         }
+        // Two worker-answered peers, after the triple: a path in the same directory that
+        // the snapshot lacks (the worker's fixed cost: dispatch, resolvePath over trees in
+        // memory, a 404 page made in the worker, no fetch, no Cache Storage), and the same
+        // article again (Cache Storage hit, verified again).
+        const nf = await timedFetch(page, `${W}${f.dir}/no-such-page-${i}.html`);
+        if (nf.status !== 404) throw new Error(`${origin.name}: expected 404 for a missing page, got ${nf.status}`);
+        s.notfound = nf.ms;
+        const again = await timedFetch(page, W + f.path);
+        if (again.status !== 200 || again.len !== f.size) throw new Error(`${origin.name} again ${f.path}: HTTP ${again.status}`);
+        s.again = again.ms;
+        if (floor) {
+          const fl = await timedFetch(floor, `${origin.floor}a-${set}-${round}-${i}`);
+          if (fl.status !== 200 || fl.len !== 7168) throw new Error(`floor: HTTP ${fl.status}, ${fl.len} bytes`);
+          s.floor = fl.ms;
+        }
+        await swEntries();
         o.samples[set].push(s);
       }
-      const ss = o.samples[set];
-      log(`${origin.name} set ${set}: verified median ${stats(ss.map((s) => s.verified)).median.toFixed(2)} ms, `
+      const ss = o.samples[set].filter((x) => x.round === round);
+      log(`${origin.name} round ${round + 1} set ${set}: verified median ${stats(ss.map((s) => s.verified)).median.toFixed(2)} ms, `
         + `passthru ${stats(ss.map((s) => s.passthru)).median.toFixed(2)} ms, raw ${stats(ss.map((s) => s.raw)).median.toFixed(2)} ms`);
     }
 
@@ -362,6 +395,7 @@ try {
       + (origin.rawPages ? `, raw ${stats(o.pageViews.map((p) => p.rawMs)).median.toFixed(1)} ms` : ''));
     await raw.close();
     await page.close();
+    if (floor) await floor.close();
   }
 } finally {
   await ctx.close();
@@ -376,13 +410,19 @@ for (const o of result.origins) {
     if (!ss.length) continue;
     const g = (k) => stats(ss.map((s) => s[k]));
     o.summary[set] = {
-      verified: g('verified'), passthru: g('passthru'), raw: g('raw'),
+      verified: g('verified'), passthru: g('passthru'), raw: g('raw'), notfound: g('notfound'), again: g('again'),
+      floor: ss[0].floor !== undefined ? g('floor') : null,
       diffRaw: stats(ss.map((s) => s.verified - s.raw)),
       diffPassthru: stats(ss.map((s) => s.verified - s.passthru)),
       ratioRaw: stats(ss.map((s) => s.verified / s.raw)),
       swObject: stats(ss.filter((s) => s.swObjectMs != null).map((s) => s.swObjectMs)),
       swRest: stats(ss.filter((s) => s.swObjectMs != null).map((s) => s.verified - s.swObjectMs - s.swTreeMs)),
       trees: stats(ss.map((s) => s.swTrees)),
+      rounds: [...new Set(ss.map((s) => s.round))].map((r) => {
+        const rs = ss.filter((s) => s.round === r);
+        return { round: r + 1, n: rs.length, verified: stats(rs.map((s) => s.verified)).median, raw: stats(rs.map((s) => s.raw)).median,
+          passthru: stats(rs.map((s) => s.passthru)).median, diffRaw: stats(rs.map((s) => s.verified - s.raw)).median };
+      }),
       size: stats(ss.map((s) => s.size)),
     };
   }
@@ -406,20 +446,21 @@ fs.writeFileSync(cfg.out, JSON.stringify(result, null, 1));
 log(`wrote ${cfg.out}`);
 
 // Raw samples, one row per article and kind.
-const csv = ['origin,set,path,size,order,kind,ms,sw_trees,sw_tree_ms,sw_object_ms'];
+const csv = ['origin,set,round,path,size,order,kind,ms,sw_trees,sw_tree_ms,sw_object_ms'];
 for (const o of result.origins) {
   for (const set of ['A', 'B']) {
     for (const s of o.samples[set]) {
-      for (const k of ['verified', 'passthru', 'raw']) {
-        csv.push([o.name, set, s.path, s.size, `"${s.order}"`, k, s[k].toFixed(3),
+      for (const k of ['verified', 'passthru', 'raw', 'notfound', 'again', 'floor']) {
+        if (s[k] === undefined) continue;
+        csv.push([o.name, set, s.round + 1, s.path, s.size, `"${s.order}"`, k, s[k].toFixed(3),
           k === 'verified' ? s.swTrees : '', k === 'verified' ? s.swTreeMs.toFixed(3) : '',
           k === 'verified' && s.swObjectMs != null ? s.swObjectMs.toFixed(3) : ''].join(','));
       }
     }
   }
   for (const p of o.pageViews) {
-    csv.push([o.name, 'page', p.path, p.size, '', 'page-view', p.ms.toFixed(3), '', '', ''].join(','));
-    if (p.rawMs !== undefined) csv.push([o.name, 'page', p.path, p.size, '', 'raw-page-view', p.rawMs.toFixed(3), '', '', ''].join(','));
+    csv.push([o.name, 'page', '', p.path, p.size, '', 'page-view', p.ms.toFixed(3), '', '', ''].join(','));
+    if (p.rawMs !== undefined) csv.push([o.name, 'page', '', p.path, p.size, '', 'raw-page-view', p.rawMs.toFixed(3), '', '', ''].join(','));
   }
 }
 fs.writeFileSync(cfg.csv, csv.join('\n') + '\n');
@@ -451,6 +492,34 @@ for (const o of result.origins) {
     if (!x) continue;
     md.push(`| ${o.name} | ${set} | ${x.verified.n} | ${f2(x.verified.median)} | ${f2(x.verified.p90)} | ${f2(x.passthru.median)} | ${f2(x.passthru.p90)} | `
       + `${f2(x.raw.median)} | ${f2(x.raw.p90)} | **${f2(x.diffRaw.median)}** | ${f2(x.diffRaw.p90)} | ${f2(x.diffPassthru.median)} | ${f2(x.ratioRaw.median)}× | ${x.trees.median} |`);
+  }
+}
+md.push('', 'Worker-answered peers, fetched right after each triple (median ms, p90): **404** = a page the'
+  + ' snapshot lacks in the same directory (dispatch to the worker, path resolved over trees in memory, a page'
+  + ' made in the worker: no fetch, no Cache Storage); **again** = the same article once more (Cache Storage'
+  + ' hit, verified again, no network).', '');
+md.push('On the static host also **floor**: a trivial worker (not samizdat\'s; nginx on another port, scope'
+  + ' `/bench-floor/`) whose fetch handler answers every request with 7,168 bytes from memory: what any worker-answered'
+  + ' fetch costs in this Chromium on this machine.', '');
+md.push('| origin | set | 404 from the worker | again (from Cache Storage) | floor: trivial worker | verified − 404 − raw |');
+md.push('|---|---|---:|---:|---:|---:|');
+for (const o of result.origins) {
+  for (const set of ['A', 'B']) {
+    const x = o.summary[set];
+    if (!x) continue;
+    const rest = stats(o.samples[set].map((q) => q.verified - q.notfound - q.raw)).median;
+    const fl = x.floor ? `${f2(x.floor.median)} (${f2(x.floor.p90)})` : '';
+    md.push(`| ${o.name} | ${set} | ${f2(x.notfound.median)} (${f2(x.notfound.p90)}) | ${f2(x.again.median)} (${f2(x.again.p90)}) | ${fl} | ${f2(rest)} |`);
+  }
+}
+md.push('', 'Per round (median ms; verified − raw is the median of per-article differences):', '');
+md.push('| origin | set | round | n | verified | passthru | raw | verified − raw |');
+md.push('|---|---|---:|---:|---:|---:|---:|---:|');
+for (const o of result.origins) {
+  for (const set of ['A', 'B']) {
+    for (const r of (o.summary[set] || { rounds: [] }).rounds) {
+      md.push(`| ${o.name} | ${set} | ${r.round} | ${r.n} | ${f2(r.verified)} | ${f2(r.passthru)} | ${f2(r.raw)} | ${f2(r.diffRaw)} |`);
+    }
   }
 }
 md.push('', 'Inside the worker (Resource Timing of its own fetches, median ms): the object fetch, the tree fetches,'
@@ -507,17 +576,29 @@ for (const o of result.origins) {
 }
 md.push('', '## First visit', '');
 for (const o of result.origins) {
-  const count = new Map();
-  for (const r of o.firstVisitRequests) {
-    const k = r.url.replace(/[0-9a-f]{64}/, '…').replace(/sz1[a-z0-9]{50,}/g, '<fp>') + (r.sw ? ' (worker)' : '');
-    count.set(k, (count.get(k) || 0) + 1);
-  }
-  const js = o.firstVisitRequests.filter((r) => /\.js(\?|$)/.test(r.url) && r.body != null);
-  md.push(`${o.name}: JavaScript bytes received over the network on the first visit (response bodies as sent, `
-    + `${js.length} requests): **${js.reduce((a, r) => a + r.body, 0)}** bytes; everything: `
-    + `${o.firstVisitRequests.filter((r) => r.body != null).reduce((a, r) => a + r.body, 0)} bytes.`, '');
+  // Requests for the verifier's own files, each counted with its file's size (both servers
+  // send them without Content-Encoding: see the table above) and, for comparison, gzip -9.
+  const webFile = (u) => {
+    const p0 = u.split('?')[0];
+    if (p0.endsWith('/_samizdat-sw.js')) return 'sw.js';
+    const m = p0.match(/\/_samizdat\/web\/(.+)$/);
+    return m ? m[1] : null;
+  };
+  const fv = o.firstVisitRequests.map((r) => webFile(r.url)).filter(Boolean);
+  const sizeOf = (f) => fs.statSync(path.join(cfg.web, f)).size;
+  const gzOf = (f) => zlib.gzipSync(fs.readFileSync(path.join(cfg.web, f)), { level: 9 }).length;
+  const jsReq = fv.filter((f) => f.endsWith('.js'));
+  const sum = (xs, fn) => xs.reduce((a, f) => a + fn(f), 0);
+  md.push(`${o.name}: the first visit requested the verifier's files ${fv.length} times (${jsReq.length} of them JavaScript: `
+    + `${[...new Set(jsReq)].map((f) => `${f} ×${jsReq.filter((x) => x === f).length}`).join(', ')}). `
+    + `JavaScript as sent: **${sum(jsReq, sizeOf)}** bytes (it would be ${sum(jsReq, gzOf)} with gzip -9 on every request; `
+    + `${sum([...new Set(jsReq)], gzOf)} with gzip -9 and each file once); all of the verifier's files: ${sum(fv, sizeOf)} bytes as sent.`, '');
   md.push(`${o.name}: \`${o.entry}\` to a settled badge (\`${o.firstVisitState}\`) in ${f1(o.firstVisitMs)} ms, `
-    + `${o.firstVisitRequests.length} requests: `
-    + [...count].map(([k, n]) => `\`${k}\`${n > 1 ? ` ×${n}` : ''}`).join(', ') + '.', '');
+    + `${o.firstVisitRequests.length} requests:`, '');
+  md.push('| # | request | made by | status |', '|---:|---|---|---:|');
+  for (const [i, r] of o.firstVisitRequests.entries()) {
+    md.push(`| ${i + 1} | \`${r.url.replace(/[0-9a-f]{64}/, '…').replace(/sz1[a-z0-9]{50,}/g, '<fp>')}\` | ${r.sw ? 'worker' : 'page'} | ${r.status ?? ''} |`);
+  }
+  md.push('');
 }
 fs.writeFileSync(cfg.md, md.join('\n') + '\n');

@@ -2,8 +2,8 @@
 # What verifying in the browser costs (issue 9). See BENCHMARKS.md, section
 # "Verifying in the browser (issue 9)".
 #
-#   bash bench/web.sh                # ~3 min
-#   bash bench/web.sh --articles 2000 --n-a 60 --n-b 30 --pages 12 --no-nginx
+#   bash bench/web.sh                # ~2-3 min
+#   bash bench/web.sh --rounds 5 --n-a 30 --n-b 15 --pages 12 --no-nginx
 #
 # 1. First-visit JavaScript: gzip -9 (and brotli) sizes of what a first visit
 #    downloads (web/sw.js, shell.js, verify.js, vendor/noble-ed25519.js; shell.html,
@@ -18,12 +18,13 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash bench/web.sh [--articles N] [--n-a N] [--n-b N] [--pages N] [--no-nginx]
+usage: bash bench/web.sh [--articles N] [--rounds N] [--n-a N] [--n-b N] [--pages N] [--no-nginx]
                          [--out FILE] [--no-install] [--keep]
 
   --articles N   size of the generated news site (default 2000)
-  --n-a N        articles in directories whose trees the worker already has (default 60)
-  --n-b N        articles that are the first read in their directory (default 30)
+  --rounds N     rounds, each with its own articles (default 3)
+  --n-a N        per round: articles in directories whose trees the worker already has (default 40)
+  --n-b N        per round: articles that are the first read in their directory (default 20)
   --pages N      page views per origin (default 12)
   --no-nginx     only the mirror, not the static export on nginx
   --out FILE     results file (default bench/results-web-<date>-<short sha>.md;
@@ -36,10 +37,11 @@ default 600).
 EOF
 }
 
-ARTICLES=2000 NA=60 NB=30 NPAGE=12 NGINX_ON=1 OUT="" INSTALL=1 KEEP=0
+ARTICLES=2000 ROUNDS=3 NA=40 NB=20 NPAGE=12 NGINX_ON=1 OUT="" INSTALL=1 KEEP=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --articles) ARTICLES="${2:?}"; shift 2 ;;
+    --rounds) ROUNDS="${2:?}"; shift 2 ;;
     --n-a) NA="${2:?}"; shift 2 ;;
     --n-b) NB="${2:?}"; shift 2 ;;
     --pages) NPAGE="${2:?}"; shift 2 ;;
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
     *) echo "web.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
     esac
 done
-for v in "$ARTICLES" "$NA" "$NB" "$NPAGE"; do
+for v in "$ARTICLES" "$ROUNDS" "$NA" "$NB" "$NPAGE"; do
     case "$v" in '' | *[!0-9]*) echo "web.sh: counts must be numbers" >&2; exit 2 ;; esac
 done
 MAX_SECONDS="${BENCH_MAX_SECONDS:-600}"
@@ -178,7 +180,7 @@ log "generating a $ARTICLES-article news site"
 python3 "$NEWS_GEN" --out "$S/site" --articles "$ARTICLES" >/dev/null
 "$SZ" keygen "$S/K" --name "Web bench" >/dev/null
 "$SZ" bundle "$S/site" --keys "$S/K" --repo "$S/R" >/dev/null 2>&1
-read -r P_SZ P_NG <<<"$(free_ports 2)"
+read -r P_SZ P_NG P_FL <<<"$(free_ports 3)"
 "$SZ" mirror --publisher "$S/K/publisher.pub" --upstream "$S/R" --listen "127.0.0.1:$P_SZ" \
     --data-dir "$S/data" --poll-interval 300s >"$S/mirror.log" 2>&1 &
 PIDS+=("$!")
@@ -209,6 +211,23 @@ WIRE="$SCRATCH/wire.md"
 ORIGINS="[{\"name\": \"samizdat mirror\", \"url\": \"http://127.0.0.1:$P_SZ/\", \"repo\": \"http://127.0.0.1:$P_SZ/_samizdat/repo/$FP/\"}"
 if [ "$NGINX_ON" = 1 ]; then
     "$SZ" export --repo "$S/R" --static "$S/www" >/dev/null 2>&1
+    # The floor: a trivial service worker (not samizdat's) that answers every request
+    # under /bench-floor/ with 7,168 bytes from memory; what any worker-answered fetch costs.
+    # Its own origin (another nginx port), so samizdat's worker never sees it.
+    mkdir -p "$S/floor/bench-floor"
+    cat >"$S/floor/bench-floor/sw.js" <<'EOF'
+const body = new Uint8Array(7168).fill(120);
+self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (e) => e.waitUntil(self.clients.claim()));
+self.addEventListener('fetch', (e) => {
+  if (new URL(e.request.url).pathname.endsWith('/index.html')) return;
+  e.respondWith(new Response(body, { headers: { 'content-type': 'text/html' } }));
+});
+EOF
+    cat >"$S/floor/bench-floor/index.html" <<'EOF'
+<!doctype html><meta charset="utf-8"><title>floor</title>
+<script>navigator.serviceWorker.register('sw.js', { scope: './' });</script>
+EOF
     mkdir -p "$S/nginx/logs" "$S/nginx/tmp"
     chmod -R a+rX "$S"
     user_line=""
@@ -238,6 +257,10 @@ http {
         listen 127.0.0.1:$P_NG;
         root $S/www;
     }
+    server {
+        listen 127.0.0.1:$P_FL;
+        root $S/floor;
+    }
 }
 EOF
     "$NGINX" -p "$S/nginx" -c "$S/nginx/nginx.conf" -e "$S/nginx/logs/error.log" >"$S/nginx/stdout" 2>&1 &
@@ -248,13 +271,13 @@ EOF
         [ "$i" = 100 ] && { cat "$S/nginx/logs/error.log" >&2; die "nginx did not start"; }
     done
     log "nginx on 127.0.0.1:$P_NG serving the static export"
-    ORIGINS="$ORIGINS, {\"name\": \"static export on nginx\", \"url\": \"http://127.0.0.1:$P_NG/\", \"repo\": \"http://127.0.0.1:$P_NG/_samizdat/repo/\", \"entry\": \"_samizdat/\", \"rawPages\": true}"
+    ORIGINS="$ORIGINS, {\"name\": \"static export on nginx\", \"url\": \"http://127.0.0.1:$P_NG/\", \"repo\": \"http://127.0.0.1:$P_NG/_samizdat/repo/\", \"entry\": \"_samizdat/\", \"rawPages\": true, \"floor\": \"http://127.0.0.1:$P_FL/bench-floor/\"}"
 fi
 ORIGINS="$ORIGINS]"
 
 cat >"$SCRATCH/config.json" <<EOF
 {"chromium": "$CHROMIUM", "chromiumVersion": "$("$CHROMIUM" --version 2>/dev/null | head -1 | sed "s/ built on.*//")", "site": "$S/site", "repo": "$S/R", "fp": "$FP",
- "origins": $ORIGINS, "nA": $NA, "nB": $NB, "nPage": $NPAGE,
+ "web": "$ROOT/web", "origins": $ORIGINS, "rounds": $ROUNDS, "nA": $NA, "nB": $NB, "nPage": $NPAGE,
  "out": "$OUT_BASE.json", "csv": "$OUT_BASE.csv", "md": "$SCRATCH/browser.md"}
 EOF
 
