@@ -92,7 +92,8 @@ log(`articles: set A ${setA.length} (sizes ${Math.min(...setA.map((f) => f.size)
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--disable-dev-shm-usage', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'];
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'szd-webbench-profile-'));
+// A fresh profile; inside bench/web.sh's scratch, so it goes with it whatever happens here.
+const profile = fs.mkdtempSync(path.join(cfg.scratch || os.tmpdir(), 'szd-webbench-profile-'));
 const ctx = await chromium.launchPersistentContext(profile, {
   executablePath: cfg.chromium, args: ARGS, headless: true, viewport: { width: 1000, height: 700 },
 });

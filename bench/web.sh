@@ -277,13 +277,18 @@ ORIGINS="$ORIGINS]"
 
 cat >"$SCRATCH/config.json" <<EOF
 {"chromium": "$CHROMIUM", "chromiumVersion": "$("$CHROMIUM" --version 2>/dev/null | head -1 | sed "s/ built on.*//")", "site": "$S/site", "repo": "$S/R", "fp": "$FP",
- "web": "$ROOT/web", "origins": $ORIGINS, "rounds": $ROUNDS, "nA": $NA, "nB": $NB, "nPage": $NPAGE,
+ "web": "$ROOT/web", "scratch": "$SCRATCH", "origins": $ORIGINS, "rounds": $ROUNDS, "nA": $NA, "nB": $NB, "nPage": $NPAGE,
  "out": "$OUT_BASE.json", "csv": "$OUT_BASE.csv", "md": "$SCRATCH/browser.md"}
 EOF
 
 # ------------------------------------------------------------ 3. browser --
 log "chromium: $("$CHROMIUM" --version 2>/dev/null | head -1)"
-node bench/web-bench.mjs "$SCRATCH/config.json"
+# In the background and waited for, so that the time limit's TERM is handled at once
+# (playwright closes its Chromium on TERM).
+node bench/web-bench.mjs "$SCRATCH/config.json" &
+NODE_PID=$!
+PIDS+=("$NODE_PID")
+wait "$NODE_PID" || die "bench/web-bench.mjs failed"
 
 # --------------------------------------------------------------- report --
 UPTIME_END="$(uptime)"
