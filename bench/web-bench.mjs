@@ -592,8 +592,8 @@ for (const o of result.origins) {
   const sum = (xs, fn) => xs.reduce((a, f) => a + fn(f), 0);
   md.push(`${o.name}: the first visit requested the verifier's files ${fv.length} times (${jsReq.length} of them JavaScript: `
     + `${[...new Set(jsReq)].map((f) => `${f} ×${jsReq.filter((x) => x === f).length}`).join(', ')}). `
-    + `JavaScript as sent: **${sum(jsReq, sizeOf)}** bytes (it would be ${sum(jsReq, gzOf)} with gzip -9 on every request; `
-    + `${sum([...new Set(jsReq)], gzOf)} with gzip -9 and each file once); all of the verifier's files: ${sum(fv, sizeOf)} bytes as sent.`, '');
+    + `JavaScript requested, counted uncompressed (the files' own sizes, not what the wire carried: see the Content-Encoding table above): **${sum(jsReq, sizeOf)}** bytes (it would be ${sum(jsReq, gzOf)} with gzip -9 on every request; `
+    + `${sum([...new Set(jsReq)], gzOf)} with gzip -9 and each file once); all of the verifier's files, uncompressed: ${sum(fv, sizeOf)} bytes.`, '');
   md.push(`${o.name}: \`${o.entry}\` to a settled badge (\`${o.firstVisitState}\`) in ${f1(o.firstVisitMs)} ms, `
     + `${o.firstVisitRequests.length} requests:`, '');
   md.push('| # | request | made by | status |', '|---:|---|---|---:|');
