@@ -171,6 +171,8 @@ struct Seen {
     /// The badge's refusal warning (a rollback, an equivocation), if any.
     warning: Option<String>,
     lang: Option<String>,
+    /// The top page's address (the shell keeps it in step with the frame).
+    url: Option<String>,
     badge_text: Option<String>,
     details_text: Option<String>,
     frame_url: Option<String>,
@@ -449,4 +451,197 @@ fn a_good_mirror_shows_the_publishers_exact_pages_and_image_as_verified() {
         "the image did not load: {s:#?}"
     );
     assert!(s.errors.is_empty() || s.errors.iter().all(|e| e.contains("favicon")), "{:?}", s.errors);
+}
+
+/// A port free at the time of asking (a mirror that must be listed before it starts).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn object_rel(content: &[u8]) -> String {
+    let h = samizdat::hash::object_hash(content).to_hex();
+    format!("_samizdat/repo/objects/{}/{h}", &h[..2])
+}
+
+fn export_static(c: &Cli, out: &Path, prefix: &str) {
+    samizdat([
+        "export",
+        "--repo",
+        &c.s("repo"),
+        "--static",
+        &p(out),
+        "--prefix",
+        prefix,
+        "--trust",
+        &c.pubkey(),
+    ])
+    .ok();
+}
+
+#[test]
+fn a_host_that_starts_tampering_fails_over_to_the_signed_mirror_and_blocks_when_none_is_left() {
+    let c = Cli::new();
+    let pages: [(&str, &[u8]); 3] = [
+        ("a.html", b"<p>Page A, the publisher's words.</p>"),
+        ("b.html", b"<p>Page B, the publisher's words.</p>"),
+        ("c.html", b"<p>Page C, the publisher's words.</p>"),
+    ];
+    write_site(&c.path("site"), &pages);
+    let fp = fingerprint_of(&c.pubkey());
+    // M2, a volunteer's mirror, is in the snapshot's signed mirror list.
+    let p2 = free_port();
+    let m2_repo = format!("http://127.0.0.1:{p2}/_samizdat/repo/{fp}/");
+    samizdat(["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo"), "--mirror", &m2_repo])
+        .ok();
+    let mut m2 = Daemon::start(
+        &c.path("m2.toml"),
+        &config(&c.path("m2"), &c.pubkey(), &[c.s("repo")], "")
+            .replace("127.0.0.1:0", &format!("127.0.0.1:{p2}")),
+    );
+    assert_eq!(m2.port, p2);
+    m2.wait_seq(1);
+    // M1, the reader's host: a static export on a plain server that can turn hostile.
+    export_static(&c, &c.path("www"), "/");
+    let m1 = Upstream::start(&c.path("www"));
+    let (h1, h2) = (format!("127.0.0.1:{}", m1.port), format!("127.0.0.1:{p2}"));
+    let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
+
+    // The static host's entry link, then page A: verified, from M1.
+    let s = b.goto(&format!("{}_samizdat/", m1.url()));
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<h1>hello</h1>"), "{s:#?}");
+    let s = b.goto(&format!("{}a.html", m1.url()));
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>Page A, the publisher's words.</p>"), "{s:#?}");
+    assert_eq!(s.source.as_deref(), Some(h1.as_str()), "{s:#?}");
+    assert!(s.details().contains(&m2_repo), "the signed mirror list is not shown: {s:#?}");
+
+    // M1 now flips a byte of every object. Page B was never fetched: its
+    // bytes come from M2, verified, and the badge says where from.
+    m1.set(Scenario::TamperObjects);
+    let s = b.goto_shot(&format!("{}b.html", m1.url()), "failover", true);
+    assert_eq!(s.state, "verified", "{s:#?}");
+    assert_eq!(s.html(), "<p>Page B, the publisher's words.</p>", "{s:#?}");
+    assert_eq!(s.source.as_deref(), Some(h2.as_str()), "not served from the signed mirror: {s:#?}");
+    assert!(s.details().contains(&h2), "{s:#?}");
+    assert!(
+        m1.gets().get(&object_rel(pages[1].1)).is_some_and(|&n| n >= 1),
+        "M1 was never asked for page B, so nothing failed over: {:?}",
+        m1.gets()
+    );
+
+    // M2 goes away too: page C is blocked, the error page says what failed
+    // where, and the tampered bytes are never shown.
+    m2.kill9();
+    let s = b.goto_shot(&format!("{}c.html", m1.url()), "blocked", false);
+    assert_eq!(s.state, "blocked", "{s:#?}");
+    assert!(!s.text().contains("Page C"), "tampered bytes were shown: {s:#?}");
+    let t = s.text();
+    assert!(t.contains("Verification failed") && t.contains("/c.html"), "{s:#?}");
+    assert!(t.contains(&h1) && t.contains("does not match the publisher's signature"), "{s:#?}");
+    assert!(t.contains(&h2) && t.contains("could not be fetched"), "{s:#?}");
+    assert!(s.badge().starts_with("BLOCKED"), "{s:#?}");
+    assert!(m1.gets().get(&object_rel(pages[2].1)).is_some_and(|&n| n >= 1), "{:?}", m1.gets());
+}
+
+#[test]
+fn a_replayed_older_head_is_refused_and_the_reader_keeps_the_newer_snapshot() {
+    let c = Cli::new();
+    c.bundle().ok();
+    export_static(&c, &c.path("www"), "/");
+    let head1 = std::fs::read(c.path("www/_samizdat/repo/head")).unwrap();
+    let host = Upstream::start(&c.path("www"));
+    let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
+    let s = b.goto(&format!("{}_samizdat/", host.url()));
+    assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "1", "<h1>hello</h1>"), "{s:#?}");
+
+    // Seq 2 is published and exported; the reader moves to it.
+    std::fs::write(c.path("site/index.html"), "<h1>hello, seq 2</h1>").unwrap();
+    c.bundle().ok();
+    export_static(&c, &c.path("www"), "/");
+    let s = b.goto(&host.url());
+    assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "2", "<h1>hello, seq 2</h1>"), "{s:#?}");
+    assert!(s.warning.is_none(), "{s:#?}");
+
+    // The host replays seq 1's head (validly signed, everything it names still there).
+    host.set(Scenario::Head(head1));
+    let heads = |h: &Upstream| h.gets().get("_samizdat/repo/head").copied().unwrap_or(0);
+    let before = heads(&host);
+    let s = b.goto_shot(&host.url(), "rollback", true);
+    assert!(heads(&host) > before, "the worker did not ask for the head again");
+    assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "2", "<h1>hello, seq 2</h1>"), "{s:#?}");
+    let w = s.warning.as_deref().unwrap_or("");
+    assert!(w.contains("rollback") && w.contains("refused"), "no refusal warning: {s:#?}");
+    assert!(s.details().contains(w), "{s:#?}");
+}
+
+#[test]
+fn a_static_export_on_nginx_under_a_prefix_verifies_in_the_browser() {
+    let Some(nginx) = find_program(&["nginx"]) else {
+        eprintln!("SKIPPED: nginx is not installed (.ci/run installs it)");
+        return;
+    };
+    let c = Cli::new();
+    c.bundle().ok();
+    export_static(&c, &c.path("www/news"), "/news/");
+    let n = Nginx::start(&nginx, &c.path("www"), &c.path("nginx"));
+    let host = n.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
+
+    // The loader frames the web root /news/, and the address bar follows the frame.
+    let s = b.goto(&format!("{}news/_samizdat/", n.url()));
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<h1>hello</h1>"), "{s:#?}");
+    assert_eq!(s.frame_url.as_deref(), Some(format!("{}news/", n.url()).as_str()), "{s:#?}");
+    assert_eq!(s.url.as_deref(), Some(format!("{}news/", n.url()).as_str()), "{s:#?}");
+    let s = b.goto_shot(&format!("{}news/2014/02/article.html", n.url()), "static", true);
+    assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "1", "<p>an article</p>"), "{s:#?}");
+    assert_eq!(s.source.as_deref(), Some(host.as_str()), "{s:#?}");
+    // The worker read the repository copy, not the raw page.
+    let reqs = n.requests();
+    assert!(
+        reqs.iter().any(|(p, s)| p.starts_with("/news/_samizdat/repo/objects/") && *s == 200),
+        "{reqs:?}"
+    );
+}
+
+#[test]
+fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let mut d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    let url = d.url();
+    let cjk = format!("{url}{}", url_path("新闻/报道.html"));
+    let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
+    for (page, html) in [(url.clone(), "<h1>hello</h1>"), (cjk.clone(), "<p>报道</p>")] {
+        let s = b.goto(&page);
+        assert_eq!((s.state.as_str(), s.html(), s.offline), ("verified", html, false), "{s:#?}");
+    }
+    let s = b.goto(&format!("{url}2014/02/article.html"));
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>an article</p>"), "{s:#?}");
+
+    d.kill9();
+    assert!(std::net::TcpStream::connect(("127.0.0.1", d.port)).is_err(), "the mirror is still there");
+    let s = b.reload();
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>an article</p>"), "{s:#?}");
+    assert!(s.offline && s.details().contains("offline"), "not reported offline: {s:#?}");
+    // With the worker restarted, what it had in memory is gone: it re-verifies the kept state.
+    b.stop_workers();
+    let s = b.goto_shot(&cjk, "offline", true);
+    assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "1", "<p>报道</p>"), "{s:#?}");
+    assert!(s.offline && s.details().contains("offline"), "{s:#?}");
+    assert_eq!(s.source.as_deref(), Some("cache"), "{s:#?}");
+}
+
+#[test]
+fn a_reader_whose_browser_asks_for_traditional_chinese_gets_the_badge_in_traditional_chinese() {
+    let c = Cli::new();
+    c.bundle().ok();
+    let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
+    d.wait_seq(1);
+    let Some(mut b) = Browser::start(&c.path("browser"), "zh-TW") else { return };
+    let s = b.goto_shot(&format!("{}{}", d.url(), url_path("新闻/报道.html")), "zh-Hant", true);
+    assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>报道</p>"), "{s:#?}");
+    assert_eq!(s.lang.as_deref(), Some("zh-Hant"), "{s:#?}");
+    assert!(s.badge().starts_with("已驗證 · Test Publisher · 快照 1"), "{s:#?}");
+    assert!(s.details().contains("來源") && s.details().contains("發布者"), "{s:#?}");
+    assert!(!s.badge().contains("verified") && !s.badge().contains("已验证"), "{s:#?}");
 }
