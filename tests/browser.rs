@@ -450,7 +450,6 @@ fn a_good_mirror_shows_the_publishers_exact_pages_and_image_as_verified() {
         img.len() == 1 && img[0].complete && (img[0].width, img[0].height) == (160, 90),
         "the image did not load: {s:#?}"
     );
-    assert!(s.errors.is_empty() || s.errors.iter().all(|e| e.contains("favicon")), "{:?}", s.errors);
 }
 
 /// A port free at the time of asking (a mirror that must be listed before it starts).
