@@ -182,6 +182,8 @@ struct Seen {
     /// Where the worker says the framed page's bytes came from (host:port, or "cache").
     source: Option<String>,
     offline: bool,
+    /// These two are for the failure messages (`{s:#?}`): the wait for a
+    /// settled state ran out, and the page's errors during the command.
     timed_out: bool,
     errors: Vec<String>,
 }
