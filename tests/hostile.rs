@@ -219,8 +219,13 @@ fn respond(
     target: &str,
     shared: &Shared,
 ) -> std::io::Result<bool> {
-    let rel = target.split('?').next().unwrap_or("").trim_start_matches('/').to_string();
+    let rel = percent_decode(target.split('?').next().unwrap_or("").trim_start_matches('/'));
     *shared.gets.lock().unwrap().entry(rel.clone()).or_default() += 1;
+    // A static export keeps the repository under `_samizdat/repo/`: the
+    // scenarios hit its files there too.
+    let key = rel.strip_prefix("_samizdat/repo/").unwrap_or(&rel).to_string();
+    // A folder's index, as a static host serves it (a static export's loader).
+    let file = if rel.is_empty() || rel.ends_with('/') { format!("{rel}index.html") } else { rel.clone() };
     let scenario = shared.scenario.lock().unwrap().clone();
     match &scenario {
         Scenario::RedirectLoop => {
@@ -250,20 +255,20 @@ fn respond(
     }
     let root = match &scenario {
         Scenario::ServeDir(d) => d.clone(),
-        Scenario::StaleCdn(d) if rel != "head" => d.clone(),
+        Scenario::StaleCdn(d) if key != "head" => d.clone(),
         _ => shared.root.clone(),
     };
     let body = match &scenario {
-        Scenario::Head(b) if rel == "head" => Some(b.clone()),
+        Scenario::Head(b) if key == "head" => Some(b.clone()),
         Scenario::Remap(from, to) if *from == rel => std::fs::read(root.join(to)).ok(),
-        _ if rel.split('/').any(|c| c == ".." || c.is_empty()) => None,
-        _ => std::fs::read(root.join(&rel)).ok(),
+        _ if file.split('/').any(|c| c == ".." || c.is_empty()) => None,
+        _ => std::fs::read(root.join(&file)).ok(),
     };
     let Some(mut body) = body else {
         conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")?;
         return Ok(true);
     };
-    let is_object = rel.starts_with("objects/");
+    let is_object = key.starts_with("objects/");
     if is_object {
         let delay = *shared.object_delay.lock().unwrap();
         if !delay.is_zero() {
@@ -271,7 +276,15 @@ fn respond(
             std::thread::sleep(delay);
         }
     }
-    let media = if rel.ends_with(".html") { "text/html" } else { "application/octet-stream" };
+    // Browsers need these (a worker or module script must be JavaScript).
+    let media = match file.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("html") => "text/html",
+        Some("js") => "text/javascript",
+        Some("css") => "text/css",
+        Some("json") => "application/json",
+        Some("png") => "image/png",
+        _ => "application/octet-stream",
+    };
     let ok =
         |len: usize| format!("HTTP/1.1 200 OK\r\nContent-Type: {media}\r\nContent-Length: {len}\r\n\r\n");
     let half = body.len() / 2;
@@ -370,6 +383,27 @@ fn respond(
     conn.write_all(&body)?;
     conn.flush()?;
     Ok(true)
+}
+
+/// `%XX` escapes decoded (a browser asks for `/%E6%96%B0…`); invalid ones are kept as sent.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match hex {
+            Some(v) if b[i] == b'%' => {
+                out.push(v);
+                i += 3;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Polls `cond` until it holds, for at most `limit`: a bounded wait on an

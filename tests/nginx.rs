@@ -38,6 +38,7 @@ impl Nginx {
             "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
 events {{}}\n\
 http {{\n  access_log {d}/access.log;\n  default_type application/octet-stream;\n\
+  types {{ text/html html; text/css css; text/javascript js; application/json json; image/png png; }}\n\
   client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n\
   uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
   server {{\n    listen 127.0.0.1:{port};\n    root {};\n  }}\n}}\n",

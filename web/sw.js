@@ -393,7 +393,7 @@ function page(t, status, title, body) {
   const html = `<!doctype html><html lang="${esc(t.lang)}"><head><meta charset="utf-8">`
     + '<meta name="viewport" content="width=device-width, initial-scale=1">'
     + `<title>${esc(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}`
-    + 'code{overflow-wrap:anywhere}table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:4px 12px 4px 0;border-top:1px solid #ccc}td:first-child{white-space:nowrap}</style></head>'
+    + 'code,a{overflow-wrap:anywhere}table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:4px 12px 4px 0;border-top:1px solid #ccc}td:first-child{white-space:nowrap}</style></head>'
     + `<body><h1>${esc(title)}</h1>${body}</body></html>`;
   return new Response(html, {
     status,
