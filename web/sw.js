@@ -316,9 +316,25 @@ function getTree(hash, len) {
 }
 
 // → {bytes, source}; cached bytes are checked again (other sites' pages share this origin's caches).
+// Objects being fetched or just fetched, so a page's prefetch and the
+// frame's own request share one fetch, one verification and one answer
+// about where the bytes came from.
+const inflight = new Map();
+const KEEP_FETCHED_MS = 30000;
+
 // `keep` extends the fetch event's life over the background put.
-async function getObject(entry, keep = (p) => p) {
+function getObject(entry, keep = (p) => p) {
   const hex = V.hex(entry.address);
+  if (!inflight.has(hex)) {
+    const p = fetchObject(entry, hex, keep);
+    const forget = () => { if (inflight.get(hex) === p) inflight.delete(hex); };
+    p.then(() => setTimeout(forget, KEEP_FETCHED_MS), forget);
+    inflight.set(hex, p);
+  }
+  return inflight.get(hex);
+}
+
+async function fetchObject(entry, hex, keep) {
   const rel = `objects/${hex.slice(0, 2)}/${hex}`;
   const c = await caches.open(C_DATA);
   const hit = await c.match(dataKey(rel));
@@ -475,6 +491,20 @@ function sitePathOf(url) {
   return rel;
 }
 
+// Fetches and verifies the object a navigation is about to need, through
+// the same state checks as `content`; its failures are reported by the
+// frame's own request.
+async function prefetch(url, ev) {
+  try {
+    await init();
+    if (refreshP) await withTimeout(refreshP, 8000);
+    const sitePath = sitePathOf(url);
+    if (!current || blockedReason() || sitePath === null) return;
+    const entry = await V.resolvePath(current, sitePath, getTree);
+    if (entry && entry.kind !== 'dir') await getObject(entry, (p) => ev.waitUntil(p));
+  } catch { /* reported by the frame's request */ }
+}
+
 function withTimeout(p, ms) { return Promise.race([p, new Promise((r) => setTimeout(r, ms))]); }
 
 async function content(req, url, ev) {
@@ -570,6 +600,9 @@ self.addEventListener('fetch', (e) => {
     const first = !initP;
     e.waitUntil(init().then(() => (first && loadedAt ? null : refresh())).catch(() => {}));
     e.respondWith(shellPage());
+    // The frame will ask for this page in a moment: fetch and verify it
+    // while the shell loads.
+    e.waitUntil(prefetch(url, e));
     return;
   }
   e.respondWith(content(req, url, e).catch(async (err) => {
