@@ -30,7 +30,7 @@ use serde::Deserialize;
 
 use crate::daemon::{Daemon, config};
 use crate::hostile::{Scenario, Upstream, fingerprint_of};
-use crate::nginx::{Nginx, find_program};
+use crate::nginx::{Nginx, find_program, percent_encode};
 use crate::support::*;
 
 fn find_chromium() -> Option<PathBuf> {
@@ -407,19 +407,6 @@ fn add_picture_page(c: &Cli) {
     );
 }
 
-/// `path` with every byte but unreserved ones percent-encoded, as a browser sends it.
-fn url_path(path: &str) -> String {
-    path.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 #[test]
 fn a_good_mirror_shows_the_publishers_exact_pages_and_image_as_verified() {
     let c = Cli::new();
@@ -438,10 +425,10 @@ fn a_good_mirror_shows_the_publishers_exact_pages_and_image_as_verified() {
     assert_eq!(s.source.as_deref(), Some(format!("127.0.0.1:{}", d.port).as_str()), "{s:#?}");
 
     // A page at a Chinese path, which has no charset of its own.
-    let s = b.goto(&format!("{}{}", d.url(), url_path("新闻/报道.html")));
+    let s = b.goto(&format!("{}{}", d.url(), percent_encode("新闻/报道.html")));
     assert_eq!(s.state, "verified", "{s:#?}");
     assert_eq!(s.html(), "<p>报道</p>", "{s:#?}");
-    assert!(s.frame_url.as_deref().unwrap_or("").ends_with(&url_path("/新闻/报道.html")), "{s:#?}");
+    assert!(s.frame_url.as_deref().unwrap_or("").ends_with(&percent_encode("/新闻/报道.html")), "{s:#?}");
 
     // A page with an image: the image, too, came through the verifier.
     let s = b.goto_shot(&format!("{}picture.html", d.url()), "verified", false);
@@ -610,7 +597,7 @@ fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies()
     let mut d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
     d.wait_seq(1);
     let url = d.url();
-    let cjk = format!("{url}{}", url_path("新闻/报道.html"));
+    let cjk = format!("{url}{}", percent_encode("新闻/报道.html"));
     let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
     for (page, html) in [(url.clone(), "<h1>hello</h1>"), (cjk.clone(), "<p>报道</p>")] {
         let s = b.goto(&page);
@@ -639,7 +626,7 @@ fn a_reader_whose_browser_asks_for_traditional_chinese_gets_the_badge_in_traditi
     let d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
     d.wait_seq(1);
     let Some(mut b) = Browser::start(&c.path("browser"), "zh-TW") else { return };
-    let s = b.goto_shot(&format!("{}{}", d.url(), url_path("新闻/报道.html")), "zh-Hant", true);
+    let s = b.goto_shot(&format!("{}{}", d.url(), percent_encode("新闻/报道.html")), "zh-Hant", true);
     assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>报道</p>"), "{s:#?}");
     assert_eq!(s.lang.as_deref(), Some("zh-Hant"), "{s:#?}");
     assert!(s.badge().starts_with("已驗證 · Test Publisher · 快照 1"), "{s:#?}");

@@ -115,7 +115,8 @@ fn upload(repo: &Path, www: &Path) {
     std::fs::rename(www.join("head.new"), www.join("head")).unwrap();
 }
 
-fn percent_encode(path: &str) -> String {
+/// `path` with every byte but unreserved ones percent-encoded, as a browser sends it.
+pub fn percent_encode(path: &str) -> String {
     path.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"/._-".contains(&b) {
