@@ -24,3 +24,37 @@ install_perf() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends linux-perf >/dev/null 2>&1 || true
     fi
 }
+
+# Writes $1/nginx.conf (and creates $1/logs, $1/tmp) for a temporary nginx:
+# one master, one worker per core, no access log, sendfile, every temporary
+# path inside $1. Standard input is added inside the `http {}` block: the
+# caller's own directives and servers.
+write_nginx_conf() {
+    local d="$1"
+    mkdir -p "$d/logs" "$d/tmp"
+    {
+        [ "$(id -u)" = 0 ] && echo "user root;"
+        cat <<EOF
+daemon off;
+master_process on;
+worker_processes auto;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+EOF
+        cat
+        echo "}"
+    } >"$d/nginx.conf"
+}

@@ -400,37 +400,15 @@ serve_bench() {
     SERVE_PID=$MIRROR_PID
     wait_serving serve-mirror "$P_SZ" 1 120
 
-    mkdir -p "$S/nginx/logs" "$S/nginx/tmp"
-    local user_line=""
-    [ "$(id -u)" = 0 ] && user_line="user root;"
-    cat >"$S/nginx/nginx.conf" <<EOF
-# Temporary nginx for the benchmark: one master, one worker per core (like
-# the daemon's tokio runtime), no logging, sendfile and an open-file cache.
-$user_line
-daemon off;
-master_process on;
-worker_processes auto;
-pid $S/nginx/nginx.pid;
-error_log $S/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
+    # Temporary nginx for the benchmark: one master, one worker per core (like
+    # the daemon's tokio runtime), no logging, sendfile and an open-file cache.
+    write_nginx_conf "$S/nginx" <<EOF
     keepalive_requests 1000000;
     keepalive_timeout 65s;
     open_file_cache max=10000 inactive=60s;
     open_file_cache_valid 60s;
     open_file_cache_min_uses 1;
     open_file_cache_errors on;
-    client_body_temp_path $S/nginx/tmp/body;
-    proxy_temp_path $S/nginx/tmp/proxy;
-    fastcgi_temp_path $S/nginx/tmp/fastcgi;
-    uwsgi_temp_path $S/nginx/tmp/uwsgi;
-    scgi_temp_path $S/nginx/tmp/scgi;
     # The same security headers the mirror sends, so responses are alike.
     add_header Cache-Control "public, max-age=60";
     add_header Content-Security-Policy "default-src 'self' data: 'unsafe-inline'; base-uri 'self'; form-action 'self'; frame-ancestors 'self'; object-src 'none'";
@@ -452,7 +430,6 @@ http {
         gzip_vary on;
         gzip_types text/html;
     }
-}
 EOF
     "$NGINX" -p "$S/nginx" -c "$S/nginx/nginx.conf" -e "$S/nginx/logs/error.log" >"$S/nginx/stdout" 2>&1 &
     NGINX_PID=$!

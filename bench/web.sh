@@ -228,31 +228,9 @@ EOF
 <!doctype html><meta charset="utf-8"><title>floor</title>
 <script>navigator.serviceWorker.register('sw.js', { scope: './' });</script>
 EOF
-    mkdir -p "$S/nginx/logs" "$S/nginx/tmp"
     chmod -R a+rX "$S"
-    user_line=""
-    [ "$(id -u)" = 0 ] && user_line="user root;"
-    cat >"$S/nginx/nginx.conf" <<EOF
-$user_line
-daemon off;
-master_process on;
-worker_processes auto;
-pid $S/nginx/nginx.pid;
-error_log $S/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    tcp_nodelay on;
+    write_nginx_conf "$S/nginx" <<EOF
     open_file_cache max=10000 inactive=60s;
-    client_body_temp_path $S/nginx/tmp/body;
-    proxy_temp_path $S/nginx/tmp/proxy;
-    fastcgi_temp_path $S/nginx/tmp/fastcgi;
-    uwsgi_temp_path $S/nginx/tmp/uwsgi;
-    scgi_temp_path $S/nginx/tmp/scgi;
     server {
         listen 127.0.0.1:$P_NG;
         root $S/www;
@@ -261,7 +239,6 @@ http {
         listen 127.0.0.1:$P_FL;
         root $S/floor;
     }
-}
 EOF
     "$NGINX" -p "$S/nginx" -c "$S/nginx/nginx.conf" -e "$S/nginx/logs/error.log" >"$S/nginx/stdout" 2>&1 &
     PIDS+=("$!")
