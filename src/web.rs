@@ -10,6 +10,9 @@ use std::sync::LazyLock;
 pub const WORKER: &str = "_samizdat-sw.js";
 /// Where the other browser files live, under the web root.
 pub const ASSETS_DIR: &str = "_samizdat/web/";
+/// The same two as absolute paths under a web root of `/`.
+pub const WORKER_PATH: &str = "/_samizdat-sw.js";
+pub const ASSETS_PATH: &str = "/_samizdat/web/";
 
 /// One embedded browser file.
 pub struct Asset {
@@ -229,6 +232,12 @@ mod tests {
             }
         }
         assert_eq!(Lang::ZhHant.t("mirror.since", &[("seq", "7")]), "自第 7 版起");
+    }
+
+    #[test]
+    fn the_absolute_paths_name_the_same_files() {
+        assert_eq!(WORKER_PATH, format!("/{WORKER}"));
+        assert_eq!(ASSETS_PATH, format!("/{ASSETS_DIR}"));
     }
 
     #[test]

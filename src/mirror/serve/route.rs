@@ -107,7 +107,7 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
         r.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return r;
     }
-    if let Some(name) = path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
+    if let Some(name) = path.strip_prefix(web::ASSETS_PATH) {
         return browser_file(name, req.headers(), head_only);
     }
     // Site content: by Host header, or by /_samizdat/site/FINGERPRINT/ prefix.
@@ -136,17 +136,16 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
             None => return text(StatusCode::NOT_FOUND, "no site"),
         }
     };
-    let lang = lang(&req);
-    if site_path == format!("/{}", web::WORKER) {
+    if site_path == web::WORKER_PATH {
         return worker(&scope, req.headers(), head_only);
     }
-    if let Some(name) = site_path.strip_prefix(&format!("/{}", web::ASSETS_DIR)) {
+    if let Some(name) = site_path.strip_prefix(web::ASSETS_PATH) {
         return browser_file(name, req.headers(), head_only);
     }
     if is_browser_navigation(req.headers()) {
         if let Some(served) = site.served() {
             let page = web::shell(&web::ShellPage {
-                lang,
+                lang: lang(&req),
                 scope: &scope,
                 fingerprint: &site.fingerprint,
                 repo: &format!("/_samizdat/repo/{}/", site.fingerprint),
@@ -155,7 +154,7 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
             return vary_on_navigation(html(page, head_only));
         }
     }
-    vary_on_navigation(site_file(m, &site, &site_path, req.headers(), head_only, lang).await)
+    vary_on_navigation(site_file(m, &site, &site_path, req.uri().query(), req.headers(), head_only).await)
 }
 
 /// A site path answers a browser's navigation with the shell and anything
@@ -174,8 +173,12 @@ fn vary_on_navigation(mut r: Response<Body>) -> Response<Body> {
 
 /// The reader's language for the mirror's own pages.
 fn lang(req: &Request<Incoming>) -> web::Lang {
-    let accept = req.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
-    web::Lang::negotiate(req.uri().query(), accept)
+    lang_of(req.uri().query(), req.headers())
+}
+
+fn lang_of(query: Option<&str>, headers: &HeaderMap) -> web::Lang {
+    let accept = headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
+    web::Lang::negotiate(query, accept)
 }
 
 /// A browser's own top-level navigation that no service worker answered (a
@@ -288,9 +291,9 @@ async fn site_file(
     m: &Mirror,
     site: &Arc<Site>,
     url_path: &str,
+    query: Option<&str>,
     headers: &HeaderMap,
     head_only: bool,
-    lang: web::Lang,
 ) -> Response<Body> {
     let Some(served) = site.served() else {
         return text(
@@ -312,7 +315,7 @@ async fn site_file(
         }
         return strip_body(
             {
-                let mut r = html(page::not_found(&served, url_path, lang), false);
+                let mut r = html(page::not_found(&served, url_path, lang_of(query, headers)), false);
                 *r.status_mut() = StatusCode::NOT_FOUND;
                 r
             },
