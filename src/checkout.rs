@@ -74,7 +74,10 @@ pub fn extract(
         }
     }
     let verified = source::load_verified(src, anchor)?;
-    let listing = source::list(src, &verified.snapshot)?;
+    let mut listing = source::list(src, &verified.snapshot)?;
+    // The reserved directory (the search index) is samizdat's, not the site's.
+    listing.files.retain(|f| !crate::path::is_reserved(&f.path));
+    listing.dirs.retain(|d| !crate::path::is_reserved(d));
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).at(parent)?;
     let stage = tempfile::Builder::new().prefix(".samizdat-extract-").tempdir_in(parent).at(parent)?;

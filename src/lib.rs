@@ -57,6 +57,7 @@ pub mod path;
 pub mod publish;
 pub mod push;
 pub mod ratelimit;
+pub mod search;
 pub mod sign;
 pub mod source;
 pub mod static_export;

@@ -186,3 +186,13 @@ mod tests {
         assert!(check_siblings(["ΣΑΣ", "σας"], "d").is_err());
     }
 }
+
+/// The reserved root directory of samizdat's own signed data, such as the
+/// search index (FORMAT §15.1): not a page of the site.
+pub const RESERVED_DIR: &str = "_samizdat";
+
+/// Whether a tree path is in the reserved directory. Readers that present
+/// the site (extract, static export, the mirror's site paths) leave it out.
+pub fn is_reserved(path: &str) -> bool {
+    path.strip_prefix(RESERVED_DIR).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}

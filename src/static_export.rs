@@ -98,7 +98,11 @@ pub fn export_static(repo: &Path, out: &Path, prefix: &str, anchor: Option<Ancho
         }
     }
     let copy = Store::at(&copy_dir);
-    let listing = source::list(&copy, &v.snapshot)?;
+    let mut listing = source::list(&copy, &v.snapshot)?;
+    // The snapshot's own reserved directory (its search index) is reached
+    // through the repository copy, not written at the site's paths.
+    listing.files.retain(|f| !crate::path::is_reserved(&f.path));
+    listing.dirs.retain(|d| !crate::path::is_reserved(d));
     if let Some(f) = listing.files.iter().find(|f| is_reserved(&f.path)) {
         return Err(Error::path(
             &f.path,

@@ -19,6 +19,8 @@ mod mirror;
 mod nginx;
 mod roundtrip;
 mod scrub;
+mod search_index;
+mod search_vectors;
 mod socks;
 mod structure;
 mod vectors;

@@ -35,6 +35,9 @@ pub use serve::site_path as serve_path;
 pub struct Served {
     pub verified: Verified,
     pub index: HashMap<String, FileRef>,
+    /// The snapshot's search index, opened (None without one, or if it does
+    /// not decode: then the search page says so).
+    pub search: std::result::Result<Option<Arc<crate::search::Index>>, String>,
 }
 
 /// The outcome of the last sync attempt against one upstream.
@@ -101,10 +104,15 @@ impl Site {
             return Ok(());
         }
         let listing = source::list(repo.store(), &v.snapshot)?;
+        let search =
+            crate::search::Index::open(repo.store(), &listing.files).map(|o| o.map(Arc::new)).map_err(|e| {
+                tracing::warn!(site = %self.fingerprint, "search index not usable: {e}");
+                e.to_string()
+            });
         let index = listing.files.into_iter().map(|f| (f.path.clone(), f)).collect();
         let seq = v.snapshot.seq;
         *self.served.write().unwrap_or_else(|p| p.into_inner()) =
-            Some(Arc::new(Served { verified: v, index }));
+            Some(Arc::new(Served { verified: v, index, search }));
         self.update_status(|s| s.newest_seen = s.newest_seen.max(seq));
         Ok(())
     }

@@ -324,3 +324,107 @@ pub fn metrics(m: &Mirror) -> String {
     }
     o
 }
+
+/// What a path segment in a link must escape.
+const PATH_SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// What the search page shows.
+pub enum SearchOutcome<'a> {
+    /// No query given yet.
+    Form,
+    Results(&'a crate::search::Results),
+    NoIndex,
+    Failed(String),
+}
+
+/// The search page (`/_samizdat/search`), in the reader's language, with no
+/// JavaScript. `base` is the page's own path; links to results are under `scope`.
+pub fn search(
+    lang: Lang,
+    base: &str,
+    scope: &str,
+    query: &str,
+    offset: usize,
+    limit: usize,
+    out: SearchOutcome<'_>,
+) -> String {
+    let t = |k: &str, a: &[(&str, &str)]| lang.t(k, a);
+    let title = if query.is_empty() {
+        t("search.title", &[])
+    } else {
+        format!("{query} · {}", t("search.title", &[]))
+    };
+    let mut h = head(lang, &title);
+    let _ = write!(
+        h,
+        "<form method=\"get\" action=\"{}\" role=\"search\"><input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"{}\" size=\"40\" autofocus>\
+<input type=\"hidden\" name=\"lang\" value=\"{}\"> <button>{}</button></form>",
+        esc(base),
+        esc(query),
+        esc(&t("search.placeholder", &[])),
+        lang.tag(),
+        t("search.button", &[])
+    );
+    let q_arg = |off: usize| {
+        let q: String =
+            percent_encoding::utf8_percent_encode(query, percent_encoding::NON_ALPHANUMERIC).to_string();
+        format!("{}?q={q}&lang={}&offset={off}", esc(base), lang.tag())
+    };
+    match out {
+        SearchOutcome::Form => {}
+        SearchOutcome::NoIndex => {
+            let _ = write!(h, "<p class=\"stale\">{}</p>", t("search.unavailable", &[]));
+        }
+        SearchOutcome::Failed(why) => {
+            let _ = write!(h, "<p class=\"stale\">{}</p>", t("search.failed", &[("why", &esc(&why))]));
+        }
+        SearchOutcome::Results(r) if r.total == 0 => {
+            let _ = write!(h, "<p>{}</p>", t("search.none", &[("q", &esc(query))]));
+        }
+        SearchOutcome::Results(r) => {
+            let n = r.total.to_string();
+            let _ = write!(h, "<p>{}</p>", t("search.results", &[("n", &n), ("q", &esc(query))]));
+            if r.cut {
+                let _ = write!(h, "<p>{}</p>", t("search.cut", &[("n", &r.tokens.len().to_string())]));
+            }
+            let _ = write!(h, "<ol start=\"{}\">", offset + 1);
+            for hit in &r.hits {
+                let d = &hit.doc;
+                let href: String = d
+                    .path
+                    .split('/')
+                    .map(|c| percent_encoding::utf8_percent_encode(c, PATH_SEGMENT).to_string())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let shown = if d.title.is_empty() { &d.path } else { &d.title };
+                let date = if d.date.is_empty() { String::new() } else { format!(" · {}", esc(&d.date)) };
+                let _ = write!(
+                    h,
+                    "<li><a href=\"{}{href}\">{}</a><br><small><code>/{}</code>{date}</small><br>{}</li>",
+                    esc(scope),
+                    esc(shown),
+                    esc(&d.path),
+                    esc(&d.lead)
+                );
+            }
+            h.push_str("</ol><p>");
+            if offset > 0 {
+                let _ = write!(
+                    h,
+                    "<a href=\"{}\">{}</a> ",
+                    q_arg(offset.saturating_sub(limit)),
+                    t("search.prev", &[])
+                );
+            }
+            if offset + r.hits.len() < r.total {
+                let _ = write!(h, "<a href=\"{}\">{}</a>", q_arg(offset + limit), t("search.next", &[]));
+            }
+            h.push_str("</p>");
+        }
+    }
+    let _ = write!(h, "<p><small>{}</small></p>", t("search.note", &[]));
+    language_links(&mut h, lang, base);
+    h.push_str("</body></html>");
+    h
+}

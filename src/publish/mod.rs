@@ -6,6 +6,7 @@
 //! - `statcache`: which files need not be read again.
 
 mod identity;
+mod index;
 mod scan;
 mod statcache;
 
@@ -41,6 +42,8 @@ pub struct BundleOptions {
     pub progress: bool,
     /// Prebuilt delta bundles to write from this many previous snapshots.
     pub deltas: u64,
+    /// Build the signed full-text index of the site's pages (FORMAT §15).
+    pub search: bool,
 }
 
 impl Default for BundleOptions {
@@ -52,6 +55,7 @@ impl Default for BundleOptions {
             unsafe_files: UnsafeFiles::Refuse,
             progress: false,
             deltas: 0,
+            search: true,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct BundleReport {
     pub bytes: u64,
     pub new_objects: u64,
     pub new_bytes: u64,
+    /// Pages the search index holds (0 without an index).
+    pub indexed: u64,
     pub warnings: Vec<String>,
 }
 
@@ -176,7 +182,14 @@ pub fn bundle(
     let mut cache_changed = cache.0.len() != files.len();
     let stored = store_changed(&repo, &files, &mut cache, opts.progress)?;
     cache_changed |= stored.hashed > 0;
-    let (root, nfiles, nbytes) = build_trees(&repo, &files, &dirs, &cache)?;
+    let mut leaves = leaves(&files, &cache)?;
+    let mut dirs = dirs;
+    let indexed = if opts.search {
+        index::add(&repo, current.as_ref(), &mut leaves, &mut dirs, &mut warnings)?
+    } else {
+        0
+    };
+    let (root, nfiles, nbytes) = build_trees(&repo, &leaves, &dirs)?;
     let report = |seq, snapshot_id, unchanged| BundleReport {
         seq,
         snapshot_id,
@@ -185,6 +198,7 @@ pub fn bundle(
         bytes: nbytes,
         new_objects: stored.new_objects,
         new_bytes: stored.new_bytes,
+        indexed,
         warnings: warnings.clone(),
     };
 
@@ -263,24 +277,35 @@ fn store_changed(repo: &Writer, files: &[ScanFile], cache: &mut StatCache, progr
     Ok(out)
 }
 
-/// Builds and stores the trees bottom-up, deepest directories first, from
-/// the cache (which now vouches for every file). Entries are filed by
-/// directory index from the scan, so no path is looked up or re-parsed.
+/// One file of the tree to build: its path, directory (an index into the
+/// scan's directories), address and size.
+pub(crate) struct Leaf {
+    pub rel: String,
+    pub dir: usize,
+    pub hash: ContentHash,
+    pub size: u64,
+}
+
+/// The scanned files as tree leaves, from the cache (which now vouches for every file).
+fn leaves(files: &[ScanFile], cache: &StatCache) -> Result<Vec<Leaf>> {
+    files
+        .iter()
+        .map(|f| match cache.0.get(&f.rel) {
+            Some(&(ref stat, hash)) => Ok(Leaf { rel: f.rel.clone(), dir: f.dir, hash, size: stat.size }),
+            None => Err(Error::NotFound { what: format!("{}: not hashed", f.abs.display()) }),
+        })
+        .collect()
+}
+
+/// Builds and stores the trees bottom-up, deepest directories first. Entries
+/// are filed by directory index, so no path is looked up or re-parsed.
 /// Returns the root and the totals.
-fn build_trees(
-    repo: &Writer,
-    files: &[ScanFile],
-    dirs: &[ScanDir],
-    cache: &StatCache,
-) -> Result<(TreeRef, u64, u64)> {
+fn build_trees(repo: &Writer, files: &[Leaf], dirs: &[ScanDir]) -> Result<(TreeRef, u64, u64)> {
     let mut entries: Vec<Vec<Entry>> = (0..dirs.len()).map(|_| Vec::new()).collect();
     let mut sizes: HashMap<ContentHash, u64> = HashMap::new();
     let (mut nfiles, mut nbytes) = (0u64, 0u64);
     for f in files {
-        let Some(&(ref stat, hash)) = cache.0.get(&f.rel) else {
-            return Err(Error::NotFound { what: format!("{}: not hashed", f.abs.display()) });
-        };
-        let size = stat.size;
+        let (hash, size) = (f.hash, f.size);
         if *sizes.entry(hash).or_insert(size) != size {
             return Err(Error::path(
                 f.rel.clone(),

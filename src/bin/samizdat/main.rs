@@ -11,6 +11,7 @@ mod demo;
 mod publisher;
 mod read;
 mod reader;
+mod search;
 mod volunteer;
 
 use std::process::ExitCode;
@@ -56,6 +57,8 @@ enum Cmd {
     /// Read a bundle or repository in the browser: verified, served on this
     /// machine only, and checked again in the page.
     Read(read::Read),
+    /// Search a repository's or bundle's signed full-text index, offline.
+    Search(search::Search),
     /// Run a mirror: serve verified sites, sync them from upstreams, accept pushes.
     ///
     /// Either give a config file, or mirror one site with --publisher and --upstream.
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Cmd::Verify(c) => c.run(),
         Cmd::Extract(c) => c.run(),
         Cmd::Read(c) => c.run(),
+        Cmd::Search(c) => c.run(),
         Cmd::Mirror(c) => c.run(),
         Cmd::Publish(c) => c.run(),
         Cmd::Fingerprint(c) => c.run(),

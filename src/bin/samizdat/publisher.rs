@@ -130,6 +130,9 @@ pub struct Bundle {
     /// to the new one into REPO/deltas/, for mirrors syncing from a static host.
     #[arg(long, default_value_t = 0)]
     deltas: u64,
+    /// Do not build the signed full-text search index.
+    #[arg(long)]
+    no_search: bool,
 }
 
 impl Bundle {
@@ -143,6 +146,7 @@ impl Bundle {
             unsafe_files,
             progress: true,
             deltas: self.deltas,
+            search: !self.no_search,
         };
         let r = publish::bundle(&self.site_dir, &p, &self.repo, &opts)?;
         for w in &r.warnings {
@@ -156,6 +160,9 @@ impl Bundle {
                 "{} files, {} bytes; {} new objects ({} bytes)",
                 r.files, r.bytes, r.new_objects, r.new_bytes
             );
+            if r.indexed > 0 {
+                println!("search index: {} pages", r.indexed);
+            }
         }
         if self.deltas > 0 && !r.unchanged {
             let n = samizdat::store::Store::at(&self.repo).deltas().len();

@@ -40,7 +40,7 @@ impl Read {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         let lang = Lang::from_env();
         let target = Target::parse(&self.source.display().to_string())?;
-        let anchor = self.anchor(&target, lang)?;
+        let anchor = choose_anchor(&self.source, self.trust.as_deref(), &target, lang, &|m| println!("{m}"))?;
         let fp = fingerprint(&anchor.site);
         let scratch =
             tempfile::Builder::new().prefix("samizdat-read-").tempdir().context("no temporary folder")?;
@@ -98,28 +98,34 @@ impl Read {
         drop(scratch);
         Ok(ExitCode::SUCCESS)
     }
+}
 
-    /// `--trust`, else `publisher.pub` beside the source, else the source's
-    /// own claim (trust on first use, said out loud).
-    fn anchor(&self, target: &Target, lang: Lang) -> anyhow::Result<Anchor> {
-        if let Some(t) = &self.trust {
-            return crate::load_anchor(t);
-        }
-        let beside = match target {
-            Target::Dir(d) => [d.join("publisher.pub"), parent(d).join("publisher.pub")],
-            _ => [parent(&self.source).join("publisher.pub"), parent(&self.source).join("publisher.pub")],
-        };
-        if let Some(p) = beside.iter().find(|p| p.is_file()) {
-            println!("{}", lang.t("read.trust_file", &[("file", &p.display().to_string())]));
-            return crate::load_anchor(&p.display().to_string());
-        }
-        let site = match target {
-            Target::Bundle(f) => archive::peek_site(f)?,
-            _ => source::claimed_anchor(&Store::open(&self.source)?)?.site,
-        };
-        println!("{}", lang.t("read.trust_tofu", &[("fp", &fingerprint(&site))]));
-        Ok(Anchor { site, genesis: None })
+/// `--trust`, else `publisher.pub` beside the source, else the source's
+/// own claim (trust on first use, said out loud).
+pub(crate) fn choose_anchor(
+    source: &Path,
+    trust: Option<&str>,
+    target: &Target,
+    lang: Lang,
+    say: &dyn Fn(String),
+) -> anyhow::Result<Anchor> {
+    if let Some(t) = trust {
+        return crate::load_anchor(t);
     }
+    let beside = match target {
+        Target::Dir(d) => [d.join("publisher.pub"), parent(d).join("publisher.pub")],
+        _ => [parent(source).join("publisher.pub"), parent(source).join("publisher.pub")],
+    };
+    if let Some(p) = beside.iter().find(|p| p.is_file()) {
+        say(lang.t("read.trust_file", &[("file", &p.display().to_string())]));
+        return crate::load_anchor(&p.display().to_string());
+    }
+    let site = match target {
+        Target::Bundle(f) => archive::peek_site(f)?,
+        _ => source::claimed_anchor(&Store::open(source)?)?.site,
+    };
+    say(lang.t("read.trust_tofu", &[("fp", &fingerprint(&site))]));
+    Ok(Anchor { site, genesis: None })
 }
 
 fn parent(p: &Path) -> PathBuf {

@@ -136,6 +136,12 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
             None => return text(StatusCode::NOT_FOUND, "no site"),
         }
     };
+    if site_path == SEARCH_PATH {
+        return search(&site, &scope, req.uri().query(), req.headers(), head_only).await;
+    }
+    if crate::path::is_reserved(site_path.trim_start_matches('/')) {
+        return text(StatusCode::NOT_FOUND, "samizdat's own data, not a page of the site");
+    }
     if site_path == web::WORKER_PATH {
         return worker(&scope, req.headers(), head_only);
     }
@@ -349,4 +355,89 @@ mod tests {
             assert!(site_path(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// The search page's path under a site's web root.
+const SEARCH_PATH: &str = "/_samizdat/search";
+/// Most results one request may ask for.
+const MAX_LIMIT: usize = 100;
+
+/// `/_samizdat/search?q=…[&offset=N][&limit=N][&format=json]`: the snapshot's
+/// signed index, answered on the blocking pool. A query of any bytes gets a
+/// bounded answer (FORMAT §15.5: at most 1 KiB and 32 tokens are used).
+async fn search(
+    site: &Arc<Site>,
+    scope: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    head_only: bool,
+) -> Response<Body> {
+    let lang = lang_of(query, headers);
+    let mut q = String::new();
+    let (mut offset, mut limit, mut json) = (0usize, 20usize, false);
+    for pair in query.unwrap_or("").split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = v.replace('+', " ");
+        let v = percent_encoding::percent_decode_str(&v).decode_utf8_lossy().into_owned();
+        match k {
+            "q" => q = v,
+            "offset" => offset = v.parse().unwrap_or(0).min(100_000),
+            "limit" => limit = v.parse().unwrap_or(20).clamp(1, MAX_LIMIT),
+            "format" => json = v == "json",
+            _ => {}
+        }
+    }
+    json |= headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    let base = format!("{scope}_samizdat/search");
+    let served = site.served();
+    let index = match served.as_ref().map(|s| &s.search) {
+        None => Err("this mirror has no verified snapshot of the site yet".to_string()),
+        Some(Err(e)) => Err(e.clone()),
+        Some(Ok(ix)) => Ok(ix.clone()),
+    };
+    let store = site.store.clone();
+    let q2 = q.clone();
+    let answer = match index {
+        Ok(Some(ix)) if !q.trim().is_empty() => tokio::task::spawn_blocking(move || {
+            ix.search(&store, &q2, offset, limit).map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("search task failed: {e}")))
+        .map(Some),
+        Ok(Some(_)) => Ok(None),
+        Ok(None) => Err(String::new()),
+        Err(e) => Err(e),
+    };
+    if json {
+        let (status, v) = match &answer {
+            Ok(Some(r)) => (StatusCode::OK, r.to_json(&q)),
+            Ok(None) => (StatusCode::OK, crate::search::Results::default().to_json(&q)),
+            Err(e) if e.is_empty() => {
+                (StatusCode::NOT_FOUND, serde_json::json!({"error": "this snapshot has no search index"}))
+            }
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"error": e})),
+        };
+        let mut r = Response::new(Body::bytes(v.to_string()));
+        *r.status_mut() = status;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return strip_body(r, head_only);
+    }
+    let outcome = match &answer {
+        Ok(Some(r)) => page::SearchOutcome::Results(r),
+        Ok(None) => page::SearchOutcome::Form,
+        Err(e) if e.is_empty() => page::SearchOutcome::NoIndex,
+        Err(e) => page::SearchOutcome::Failed(e.clone()),
+    };
+    let status = match &answer {
+        Err(e) if e.is_empty() => StatusCode::NOT_FOUND,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    let mut r = html(page::search(lang, &base, scope, &q, offset, limit, outcome), head_only);
+    *r.status_mut() = status;
+    r
 }

@@ -1,0 +1,222 @@
+//! Answering a query from a verified snapshot's index (FORMAT §15.5).
+//! Every index file is read as an object of the snapshot, so its hash and
+//! size are checked before it is decoded.
+
+use std::collections::HashMap;
+
+use super::format::{self, DIR, Doc, Manifest, Term, decode_terms, rice_decode, shard_of};
+use super::text::{Fold, each_token};
+use crate::error::{Error, Result};
+use crate::hash::ContentHash;
+use crate::source::{Source, read_object};
+use crate::walk::FileRef;
+
+/// Most tokens a query uses; the rest are ignored and the answer says so.
+pub const MAX_QUERY_TOKENS: usize = 32;
+/// Most bytes of query text read.
+pub const MAX_QUERY_BYTES: usize = 1024;
+
+/// A snapshot's index, opened: the manifest and folding table decoded, the
+/// index's files known by path.
+pub struct Index {
+    files: HashMap<String, (ContentHash, u64)>,
+    manifest: Manifest,
+    fold: Fold,
+}
+
+/// One result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub doc: Doc,
+    /// How many of the query's tokens are in the title.
+    pub title_matches: usize,
+}
+
+/// A query's answer.
+#[derive(Clone, Debug, Default)]
+pub struct Results {
+    /// The tokens searched for, after folding.
+    pub tokens: Vec<String>,
+    /// True if the query was cut (too long, too many tokens).
+    pub cut: bool,
+    /// Number of matching documents.
+    pub total: usize,
+    /// Results `offset .. offset + limit`, best first.
+    pub hits: Vec<Hit>,
+}
+
+impl Results {
+    /// The answer as JSON (the mirror's `format=json` and `samizdat search --json`).
+    pub fn to_json(&self, query: &str) -> serde_json::Value {
+        serde_json::json!({
+            "query": query,
+            "tokens": self.tokens,
+            "cut": self.cut,
+            "total": self.total,
+            "results": self.hits.iter().map(|h| serde_json::json!({
+                "path": h.doc.path,
+                "title": h.doc.title,
+                "date": h.doc.date,
+                "lead": h.doc.lead,
+                "title_matches": h.title_matches,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Index {
+    /// Opens the index among `files` (a snapshot's listing), or `None` if the
+    /// snapshot has none.
+    pub fn open<'a>(src: &dyn Source, files: impl IntoIterator<Item = &'a FileRef>) -> Result<Option<Index>> {
+        let prefix = format!("{DIR}/");
+        let files: HashMap<String, (ContentHash, u64)> = files
+            .into_iter()
+            .filter(|f| f.path.starts_with(&prefix))
+            .map(|f| (f.path.clone(), (f.hash, f.size)))
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut ix = Index { files, manifest: Manifest::default(), fold: Fold::default() };
+        ix.manifest =
+            Manifest::decode(&ix.read(src, &format!("{DIR}/index"))?).map_err(|e| at("index", e))?;
+        let pairs = format::decode_fold(&ix.read(src, &format!("{DIR}/fold"))?).map_err(|e| at("fold", e))?;
+        ix.fold = Fold(pairs.into_iter().collect());
+        Ok(Some(ix))
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Number of live documents.
+    pub fn documents(&self) -> u64 {
+        self.manifest.segments.iter().map(|s| s.docs - s.deleted.len() as u64).sum()
+    }
+
+    /// Reads one index file, verified against its address.
+    fn read(&self, src: &dyn Source, path: &str) -> Result<Vec<u8>> {
+        let (hash, size) = self.files.get(path).ok_or_else(|| Error::NotFound {
+            what: format!("/{path} (the snapshot's search index is incomplete)"),
+        })?;
+        if *size > format::MAX_SHARD as u64 {
+            return Err(Error::TooLarge {
+                what: format!("/{path} ({size} bytes)"),
+                limit: format::MAX_SHARD as u64,
+                setting: None,
+            });
+        }
+        let mut out = Vec::with_capacity(*size as usize);
+        read_object(src, hash, *size, &mut |b| {
+            out.extend_from_slice(b);
+            Ok(())
+        })
+        .map_err(|e| at(path.rsplit('/').next().unwrap_or(path), e))?;
+        Ok(out)
+    }
+
+    /// The query's tokens: folded, repeats dropped, at most
+    /// [`MAX_QUERY_TOKENS`]; and whether the query was cut.
+    pub fn query_tokens(&self, query: &str) -> (Vec<String>, bool) {
+        let mut end = query.len().min(MAX_QUERY_BYTES);
+        while !query.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut cut = end < query.len();
+        let mut toks: Vec<String> = Vec::new();
+        each_token(&query[..end], &self.fold, |t| {
+            if toks.len() >= MAX_QUERY_TOKENS {
+                cut = true;
+            } else if !toks.iter().any(|x| x == t) {
+                toks.push(t.to_string());
+            }
+        });
+        (toks, cut)
+    }
+
+    /// Answers `query`: every token must match; results ranked by title
+    /// matches, then newer segment, then later document (FORMAT §15.5).
+    pub fn search(&self, src: &dyn Source, query: &str, offset: usize, limit: usize) -> Result<Results> {
+        let (tokens, cut) = self.query_tokens(query);
+        let mut res = Results { tokens, cut, ..Results::default() };
+        if res.tokens.is_empty() {
+            return Ok(res);
+        }
+        // (segment, document, title matches) of every match.
+        let mut matches: Vec<(usize, u32, usize)> = Vec::new();
+        for (si, seg) in self.manifest.segments.iter().enumerate() {
+            let mut shards: HashMap<u64, Vec<Term>> = HashMap::new();
+            let mut lists: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(res.tokens.len());
+            for t in &res.tokens {
+                let s = shard_of(t, seg.term_bits);
+                if !shards.contains_key(&s) {
+                    let p = format::terms_path(seg, s);
+                    let terms = decode_terms(&self.read(src, &p)?).map_err(|e| at(&p, e))?;
+                    shards.insert(s, terms);
+                }
+                let terms = &shards[&s];
+                let Ok(i) = terms.binary_search_by(|x| x.token.as_bytes().cmp(t.as_bytes())) else {
+                    lists.clear();
+                    break;
+                };
+                let term = &terms[i];
+                let docs = rice_decode(&term.docs, term.df, term.k, seg.docs, t)?;
+                let title = rice_decode(&term.title, term.tdf, term.tk, seg.docs, t)?;
+                lists.push((docs, title));
+            }
+            if lists.len() != res.tokens.len() {
+                continue;
+            }
+            lists.sort_by_key(|l| l.0.len());
+            let mut live: Vec<u32> = lists[0].0.clone();
+            for (l, _) in &lists[1..] {
+                live.retain(|d| l.binary_search(d).is_ok());
+            }
+            live.retain(|d| seg.deleted.binary_search(&u64::from(*d)).is_err());
+            for d in live {
+                let tm = lists.iter().filter(|(_, t)| t.binary_search(&d).is_ok()).count();
+                matches.push((si, d, tm));
+            }
+        }
+        res.total = matches.len();
+        matches.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)).then(b.1.cmp(&a.1)));
+        let mut doc_shards: HashMap<(usize, u64), Vec<Doc>> = HashMap::new();
+        for &(si, d, tm) in matches.iter().skip(offset).take(limit) {
+            let seg = &self.manifest.segments[si];
+            let shard = u64::from(d) / format::DOCS_PER_SHARD;
+            if !doc_shards.contains_key(&(si, shard)) {
+                let p = format::docs_path(seg, shard);
+                let docs =
+                    format::decode_docs(&self.read(src, &p)?, shard, seg.docs).map_err(|e| at(&p, e))?;
+                doc_shards.insert((si, shard), docs);
+            }
+            let i = (u64::from(d) % format::DOCS_PER_SHARD) as usize;
+            if let Some(doc) = doc_shards[&(si, shard)].get(i) {
+                res.hits.push(Hit { doc: doc.clone(), title_matches: tm });
+            }
+        }
+        Ok(res)
+    }
+
+    /// Every live document's path (for the publisher's next build).
+    pub fn all_docs(&self, src: &dyn Source) -> Result<Vec<Vec<Doc>>> {
+        let mut out = Vec::with_capacity(self.manifest.segments.len());
+        for seg in &self.manifest.segments {
+            let mut docs = Vec::with_capacity(seg.docs as usize);
+            for s in 0..format::doc_shards(seg.docs) {
+                let p = format::docs_path(seg, s);
+                docs.extend(format::decode_docs(&self.read(src, &p)?, s, seg.docs).map_err(|e| at(&p, e))?);
+            }
+            out.push(docs);
+        }
+        Ok(out)
+    }
+
+    pub fn files(&self) -> &HashMap<String, (ContentHash, u64)> {
+        &self.files
+    }
+}
+
+fn at(what: &str, e: Error) -> Error {
+    Error::At { at: format!("search index {what}"), source: Box::new(e) }
+}

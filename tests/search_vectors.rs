@@ -1,0 +1,298 @@
+//! Test vectors for the search index (FORMAT §15), in
+//! `tests/vectors/search/`: a small index built by the library from fixed
+//! pages, the tokens of fixed texts, queries with their ranked answers, and
+//! negative index files. `SAMIZDAT_WRITE_VECTORS=1` regenerates them; the
+//! independent check is `tests/vectors/verify.py`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use samizdat::hash::object_hash;
+use samizdat::search::build::{Content, Page, build};
+use samizdat::search::format::{self, Manifest};
+use samizdat::search::{Fold, tokens};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search")
+}
+
+fn html(title: &str, body: &str) -> Vec<u8> {
+    format!("<!doctype html><html><head><title>{title}</title></head><body><main><h1>{title}</h1><p>{body}</p></main></body></html>")
+        .into_bytes()
+}
+
+/// The pages of the vector site: Simplified, Traditional, full-width, English.
+fn pages() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("2014/05/taiwan.html", html("臺灣選舉", "臺灣的選舉與新聞自由。")),
+        ("2014/06/beijing.html", html("北京人权律师", "北京的人权律师 Xu Zhiyong 被拘留。")),
+        ("2014/07/wide.html", html("Ｗｉｄｅ Ｒｅｐｏｒｔｓ", "ＦＵＬＬ－ＷＩＤＴＨ　text about Activists")),
+        ("2015/01/court.html", html("Court Petitions", "The lawyers filed petitions; 人权 news.")),
+        ("index.html", html("首页", "人权 新闻")),
+    ]
+}
+
+/// Texts and queries whose tokens are vectors.
+const TEXTS: &[&str] = &[
+    "人权律师",
+    "臺灣",
+    "人 权",
+    "Xu Zhiyong新闻",
+    "ＨＵＭＡＮ　ｒｉｇｈｔｓ",
+    "policies boxes status class goes lawyers",
+    "Ünïcode ÇAFÉ ΣΑΣ",
+    "a-b_c 3.14 2014年5月",
+    "ひらがなカタカナ 한국어",
+    "supercalifragilisticexpialidociousandmore",
+];
+
+const QUERIES: &[&str] =
+    &["台湾", "臺灣 选举", "人权", "人權 court", "petition LAWYER", "xu zhiyong 律师", "律人", "ｗｉｄｅ"];
+
+/// Builds the vector index: a first segment, then a second bundle that
+/// edits one page, so the manifest has two segments and a deleted document.
+fn built() -> BTreeMap<String, Vec<u8>> {
+    let fold = Fold::builtin();
+    let mk = |list: &[(&str, Vec<u8>)]| -> (Vec<Page>, BTreeMap<samizdat::hash::ContentHash, Vec<u8>>) {
+        let mut pages = Vec::new();
+        let mut objects = BTreeMap::new();
+        for (p, b) in list {
+            let h = object_hash(b);
+            pages.push(Page { path: p.to_string(), hash: h, size: b.len() as u64 });
+            objects.insert(h, b.clone());
+        }
+        (pages, objects)
+    };
+    let one = pages();
+    let (p1, o1) = mk(&one);
+    let read1 = |p: &Page| Ok(o1[&p.hash].clone());
+    let first = build(&p1, None, 1, &fold, &read1).unwrap();
+    let files1: BTreeMap<String, Vec<u8>> = first
+        .into_iter()
+        .map(|(p, c)| match c {
+            Content::New(b) => (p, b),
+            Content::Kept { .. } => unreachable!("a first build keeps nothing"),
+        })
+        .collect();
+    // Second: the index page is edited.
+    let mut two = pages();
+    two[4].1 = html("首页", "人权 新闻 today");
+    let (p2, o2) = mk(&two);
+    let manifest = Manifest::decode(&files1["_samizdat/search/index"]).unwrap();
+    let mut docs = Vec::new();
+    for seg in &manifest.segments {
+        let mut d = Vec::new();
+        for s in 0..format::doc_shards(seg.docs) {
+            d.extend(format::decode_docs(&files1[&format::docs_path(seg, s)], s, seg.docs).unwrap());
+        }
+        docs.push(d);
+    }
+    let prev = samizdat::search::Previous {
+        manifest,
+        docs,
+        files: files1.iter().map(|(p, b)| (p.clone(), (object_hash(b), b.len() as u64))).collect(),
+        pages: p1.iter().map(|p| (p.path.clone(), p.hash)).collect(),
+    };
+    let read2 = |p: &Page| Ok(o2[&p.hash].clone());
+    let second = build(&p2, Some(&prev), 2, &fold, &read2).unwrap();
+    let by_hash: BTreeMap<_, _> = files1.values().map(|b| (object_hash(b), b.clone())).collect();
+    second
+        .into_iter()
+        .map(|(p, c)| match c {
+            Content::New(b) => (p, b),
+            Content::Kept { hash, .. } => (p, by_hash[&hash].clone()),
+        })
+        .collect()
+}
+
+/// A Source over the built files, so queries run through the same reader.
+struct Mem(BTreeMap<samizdat::hash::ContentHash, Vec<u8>>);
+
+impl samizdat::source::Source for Mem {
+    fn name(&self) -> String {
+        "vectors".into()
+    }
+    fn stream(
+        &self,
+        f: samizdat::layout::RepoFile,
+        _max: u64,
+        sink: &mut dyn FnMut(&[u8]) -> samizdat::error::Result<()>,
+    ) -> samizdat::error::Result<bool> {
+        match f {
+            samizdat::layout::RepoFile::Object(h) => match self.0.get(&h) {
+                Some(b) => sink(b).map(|_| true),
+                None => Ok(false),
+            },
+            _ => Ok(false),
+        }
+    }
+    fn reader(
+        &self,
+        _f: samizdat::layout::RepoFile,
+        _max: u64,
+    ) -> samizdat::error::Result<Option<Box<dyn std::io::Read + Send>>> {
+        Ok(None)
+    }
+}
+
+fn expected(files: &BTreeMap<String, Vec<u8>>) -> String {
+    let fold = Fold::builtin();
+    let mut out = serde_json::Map::new();
+    let toks: Vec<serde_json::Value> =
+        TEXTS.iter().map(|t| serde_json::json!({"text": t, "tokens": tokens(t, &fold)})).collect();
+    out.insert("tokens".into(), toks.into());
+    let mem = Mem(files.values().map(|b| (object_hash(b), b.clone())).collect());
+    let refs: Vec<samizdat::walk::FileRef> = files
+        .iter()
+        .map(|(p, b)| samizdat::walk::FileRef {
+            path: p.clone(),
+            hash: object_hash(b),
+            size: b.len() as u64,
+            media: String::new(),
+        })
+        .collect();
+    let ix = samizdat::search::Index::open(&mem, &refs).unwrap().unwrap();
+    let qs: Vec<serde_json::Value> = QUERIES
+        .iter()
+        .map(|q| {
+            let r = ix.search(&mem, q, 0, 100).unwrap();
+            let paths: Vec<&str> = r.hits.iter().map(|h| h.doc.path.as_str()).collect();
+            serde_json::json!({"query": q, "tokens": r.tokens, "results": paths})
+        })
+        .collect();
+    out.insert("queries".into(), qs.into());
+    let shards: BTreeMap<&str, String> =
+        files.iter().map(|(p, b)| (p.as_str(), object_hash(b).to_hex())).collect();
+    out.insert("files".into(), serde_json::to_value(shards).unwrap());
+    serde_json::to_string_pretty(&serde_json::Value::Object(out)).unwrap() + "\n"
+}
+
+/// Negative files: each replaces one index file and must be refused.
+fn negatives(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, String, Vec<u8>)> {
+    let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
+    let mut out = Vec::new();
+    let mut bad = m.clone();
+    bad.segments[0].deleted = vec![3, 1];
+    out.push(("deleted-unsorted".into(), "_samizdat/search/index".into(), bad.encode()));
+    let mut bad = m.clone();
+    bad.segments[0].term_bits = 17;
+    out.push(("term-bits-17".into(), "_samizdat/search/index".into(), bad.encode()));
+    let mut v2 = m.encode();
+    v2[2] = 2; // {0: 2, ...}: search format 2
+    out.push(("format-2".into(), "_samizdat/search/index".into(), v2));
+    // A term shard with a set padding bit in one list.
+    let seg = &m.segments[0];
+    let fails = |t: &format::Term| format::rice_decode(&t.docs, t.df, t.k, seg.docs, &t.token).is_err();
+    let (path, shard, at) = (0..1u64 << seg.term_bits)
+        .map(|s| format::terms_path(seg, s))
+        .find_map(|p| {
+            let terms = format::decode_terms(&files[&p]).unwrap();
+            let at = terms.iter().position(|t| {
+                let mut t = t.clone();
+                *t.docs.last_mut().unwrap() |= 1;
+                fails(&t)
+            })?;
+            Some((p, terms, at))
+        })
+        .unwrap();
+    let mut terms = shard.clone();
+    *terms[at].docs.last_mut().unwrap() |= 1;
+    out.push(("rice-padding".into(), path.clone(), format::encode_terms(&terms)));
+    let mut terms = shard.clone();
+    if terms.len() >= 2 {
+        terms.swap(0, 1);
+        out.push(("tokens-unsorted".into(), path.clone(), format::encode_terms(&terms)));
+    }
+    let mut terms = shard;
+    terms[0].df += 40;
+    out.push(("rice-short".into(), path, format::encode_terms(&terms)));
+    out.push((
+        "fold-not-idempotent".into(),
+        "_samizdat/search/fold".into(),
+        format::encode_fold(&[(0x81FA, 0x53F0), (0x53F0, 0x4E00)]),
+    ));
+    out
+}
+
+fn all_files() -> BTreeMap<String, Vec<u8>> {
+    let files = built();
+    let mut out = BTreeMap::new();
+    for (p, b) in &files {
+        out.insert(format!("index/{p}"), b.clone());
+    }
+    out.insert("expected.json".into(), expected(&files).into_bytes());
+    let mut list = String::new();
+    for (name, target, bytes) in negatives(&files) {
+        list.push_str(&format!("{name} {target}\n"));
+        out.insert(format!("negative/{name}"), bytes);
+    }
+    out.insert("negative/list.txt".into(), list.into_bytes());
+    out
+}
+
+fn committed(base: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for e in walkdir_files(base) {
+        let rel = e.strip_prefix(base).unwrap().to_string_lossy().replace('\\', "/");
+        out.insert(rel, std::fs::read(&e).unwrap());
+    }
+    out
+}
+
+fn walkdir_files(d: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                v.extend(walkdir_files(&p));
+            } else {
+                v.push(p);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn search_vectors_match_the_committed_files() {
+    let want = all_files();
+    let base = dir();
+    if std::env::var_os("SAMIZDAT_WRITE_VECTORS").is_some() {
+        let _ = std::fs::remove_dir_all(&base);
+        for (p, b) in &want {
+            let f = base.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, b).unwrap();
+        }
+    }
+    let got = committed(&base);
+    let names = |m: &BTreeMap<String, Vec<u8>>| m.keys().cloned().collect::<Vec<_>>();
+    assert_eq!(names(&got), names(&want), "the set of search vector files differs");
+    for (p, b) in &want {
+        assert!(got[p] == *b, "tests/vectors/search/{p} differs from what the library builds today");
+    }
+}
+
+#[test]
+fn every_negative_search_vector_is_refused() {
+    let files = built();
+    for (name, target, bytes) in negatives(&files) {
+        let refused = if target.ends_with("/index") {
+            Manifest::decode(&bytes).is_err()
+        } else if target.ends_with("/fold") {
+            format::decode_fold(&bytes).is_err()
+        } else {
+            let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
+            let seg = &m.segments[0];
+            match format::decode_terms(&bytes) {
+                Err(_) => true,
+                Ok(terms) => terms.iter().any(|t| {
+                    format::rice_decode(&t.docs, t.df, t.k, seg.docs, &t.token).is_err()
+                        || format::rice_decode(&t.title, t.tdf, t.tk, seg.docs, &t.token).is_err()
+                }),
+            }
+        };
+        assert!(refused, "negative search vector {name} was accepted");
+    }
+}
