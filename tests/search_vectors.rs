@@ -28,6 +28,7 @@ fn pages() -> Vec<(&'static str, Vec<u8>)> {
         ("2014/06/beijing.html", html("北京人权律师", "北京的人权律师 Xu Zhiyong 被拘留。")),
         ("2014/07/wide.html", html("Ｗｉｄｅ Ｒｅｐｏｒｔｓ", "ＦＵＬＬ－ＷＩＤＴＨ　text about Activists")),
         ("2015/01/court.html", html("Court Petitions", "The lawyers filed petitions; 人权 news.")),
+        ("2015/02/hongkong.html", html("Hong Kong 新闻自由", "香港的新聞自由 and press freedom")),
         ("index.html", html("首页", "人权 新闻")),
     ]
 }
@@ -49,8 +50,9 @@ const TEXTS: &[&str] = &[
 const QUERIES: &[&str] =
     &["台湾", "臺灣 选举", "人权", "人權 court", "petition LAWYER", "xu zhiyong 律师", "律人", "ｗｉｄｅ"];
 
-/// Builds the vector index: a first segment, then a second bundle that
-/// edits one page, so the manifest has two segments and a deleted document.
+/// Builds the vector index: a first segment of six pages, then a second
+/// bundle that edits one page, so the manifest has two segments and the
+/// first lists the old version as deleted.
 fn built() -> BTreeMap<String, Vec<u8>> {
     let fold = Fold::builtin();
     let mk = |list: &[(&str, Vec<u8>)]| -> (Vec<Page>, BTreeMap<samizdat::hash::ContentHash, Vec<u8>>) {
@@ -76,7 +78,7 @@ fn built() -> BTreeMap<String, Vec<u8>> {
         .collect();
     // Second: the index page is edited.
     let mut two = pages();
-    two[4].1 = html("首页", "人权 新闻 today");
+    two[5].1 = html("首页", "人权 新闻 today");
     let (p2, o2) = mk(&two);
     let manifest = Manifest::decode(&files1["_samizdat/search/index"]).unwrap();
     let mut docs = Vec::new();
