@@ -134,6 +134,16 @@ pub fn split(path: &str) -> Result<Vec<&str>> {
     Ok(parts)
 }
 
+/// The reserved root directory of samizdat's own signed data, such as the
+/// search index (FORMAT §15.1): not a page of the site.
+pub const RESERVED_DIR: &str = "_samizdat";
+
+/// Whether a tree path is in the reserved directory. Readers that present
+/// the site (extract, static export, the mirror's site paths) leave it out.
+pub fn is_reserved(path: &str) -> bool {
+    path.strip_prefix(RESERVED_DIR).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,14 +195,4 @@ mod tests {
         assert!(check_siblings(["Index.html", "index.html"], "").is_err());
         assert!(check_siblings(["ΣΑΣ", "σας"], "d").is_err());
     }
-}
-
-/// The reserved root directory of samizdat's own signed data, such as the
-/// search index (FORMAT §15.1): not a page of the site.
-pub const RESERVED_DIR: &str = "_samizdat";
-
-/// Whether a tree path is in the reserved directory. Readers that present
-/// the site (extract, static export, the mirror's site paths) leave it out.
-pub fn is_reserved(path: &str) -> bool {
-    path.strip_prefix(RESERVED_DIR).is_some_and(|r| r.is_empty() || r.starts_with('/'))
 }

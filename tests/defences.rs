@@ -477,8 +477,14 @@ fn extraction_never_writes_through_a_symlink_planted_in_its_staging_directory() 
     let anchor = Anchor::load(&c.pubkey()).unwrap();
     let repo = samizdat::store::Store::at(c.path("repo"));
     let v = samizdat::source::load_verified(&repo, &anchor).unwrap();
-    let paths =
-        samizdat::source::list(&repo, &v.snapshot).unwrap().files.into_iter().map(|f| f.path).collect();
+    // Every path the extraction writes (the reserved directory is not written).
+    let paths = samizdat::source::list(&repo, &v.snapshot)
+        .unwrap()
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .filter(|p| !samizdat::path::is_reserved(p))
+        .collect();
     let victim = c.path("victim.txt");
     std::fs::write(&victim, b"not the site's to overwrite").unwrap();
     std::fs::create_dir(c.path("x")).unwrap();

@@ -103,8 +103,7 @@ pub fn build(
     // Drop segments with nothing live; merge the newest into the new one
     // while the policy says so.
     segs.retain(|(s, _)| live(s) > 0);
-    loop {
-        let Some((last, docs)) = segs.last() else { break };
+    while let Some((last, docs)) = segs.last() {
         let n_new = fresh.len() as u64;
         let merge = n_new * 4 >= live(last)
             || segs.len() >= MAX_LIVE_SEGMENTS
@@ -214,13 +213,16 @@ fn add(map: &mut Postings, cjk: &mut HashMap<u64, Lists>, t: Tok<'_>, doc: u32, 
     }
 }
 
+/// An index file to write: its tree path and bytes.
+type File = (String, Vec<u8>);
+
 /// Tokenizes `pages` (sorted by path) in parallel and writes one segment.
 fn build_segment(
     name: &str,
     pages: &[&Page],
     fold: &Fold,
     read: &(dyn Fn(&Page) -> Result<Vec<u8>> + Sync),
-) -> Result<(Segment, Vec<(String, Vec<u8>)>)> {
+) -> Result<(Segment, Vec<File>)> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = pages.len().div_ceil(threads * 4).max(1);
     type Part = (usize, Vec<Doc>, Postings, HashMap<u64, Lists>);
@@ -289,7 +291,7 @@ fn build_segment(
     for t in terms.drain(..) {
         shards.entry(shard_of(&t.token, bits)).or_default().push(t);
     }
-    let mut files: Vec<(String, Vec<u8>)> = shards
+    let mut files: Vec<File> = shards
         .into_par_iter()
         .map(|(s, mut list)| {
             list.sort_unstable_by(|a, b| a.token.as_bytes().cmp(b.token.as_bytes()));

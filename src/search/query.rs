@@ -149,12 +149,13 @@ impl Index {
             let mut lists: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(res.tokens.len());
             for t in &res.tokens {
                 let s = shard_of(t, seg.term_bits);
-                if !shards.contains_key(&s) {
-                    let p = format::terms_path(seg, s);
-                    let terms = decode_terms(&self.read(src, &p)?).map_err(|e| at(&p, e))?;
-                    shards.insert(s, terms);
-                }
-                let terms = &shards[&s];
+                let terms = match shards.entry(s) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        let p = format::terms_path(seg, s);
+                        e.insert(decode_terms(&self.read(src, &p)?).map_err(|e| at(&p, e))?)
+                    }
+                };
                 let Ok(i) = terms.binary_search_by(|x| x.token.as_bytes().cmp(t.as_bytes())) else {
                     lists.clear();
                     break;
@@ -184,14 +185,17 @@ impl Index {
         for &(si, d, tm) in matches.iter().skip(offset).take(limit) {
             let seg = &self.manifest.segments[si];
             let shard = u64::from(d) / format::DOCS_PER_SHARD;
-            if !doc_shards.contains_key(&(si, shard)) {
-                let p = format::docs_path(seg, shard);
-                let docs =
-                    format::decode_docs(&self.read(src, &p)?, shard, seg.docs).map_err(|e| at(&p, e))?;
-                doc_shards.insert((si, shard), docs);
-            }
+            let docs = match doc_shards.entry((si, shard)) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let p = format::docs_path(seg, shard);
+                    e.insert(
+                        format::decode_docs(&self.read(src, &p)?, shard, seg.docs).map_err(|e| at(&p, e))?,
+                    )
+                }
+            };
             let i = (u64::from(d) % format::DOCS_PER_SHARD) as usize;
-            if let Some(doc) = doc_shards[&(si, shard)].get(i) {
+            if let Some(doc) = docs.get(i) {
                 res.hits.push(Hit { doc: doc.clone(), title_matches: tm });
             }
         }

@@ -65,9 +65,10 @@ fn stem(w: &mut String) {
     if w.ends_with("ies") && !w.ends_with("eies") && !w.ends_with("aies") {
         w.truncate(w.len() - 3);
         w.push('y');
-    } else if w.ends_with("es") && !w.ends_with("aes") && !w.ends_with("ees") && !w.ends_with("oes") {
-        w.pop();
-    } else if w.ends_with('s') && !w.ends_with("us") && !w.ends_with("ss") {
+    } else if (w.ends_with("es") && !w.ends_with("aes") && !w.ends_with("ees") && !w.ends_with("oes"))
+        || (w.ends_with('s') && !w.ends_with("us") && !w.ends_with("ss"))
+    {
+        // `es` → `e` and `s` → nothing both drop the final `s`.
         w.pop();
     }
 }

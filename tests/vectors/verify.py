@@ -13,6 +13,7 @@ Exits 0 and prints "N passed, 0 failed" when every check holds.
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -567,6 +568,259 @@ def read_bundle(data, site, local):
 # --- The checks ------------------------------------------------------------------------
 
 
+# ---- Search index (FORMAT §15) -------------------------------------------
+
+
+def fold_char(c, fold):
+    o = ord(c)
+    if 0xFF01 <= o <= 0xFF5E:
+        o -= 0xFEE0
+    elif o == 0x3000:
+        o = 0x20
+    return chr(fold.get(o, o))
+
+
+def is_cjk(c):
+    o = ord(c)
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x4DBF or 0x4E00 <= o <= 0x9FFF or 0xAC00 <= o <= 0xD7A3
+            or 0xF900 <= o <= 0xFAFF or 0x20000 <= o <= 0x323AF)
+
+
+def is_word(c):
+    # Alphabetic or Nd/Nl/No; letters stand in for Alphabetic here (the
+    # vectors have no combining marks).
+    cat = unicodedata.category(c)
+    return cat[0] == "L" or cat in ("Nd", "Nl", "No")
+
+
+def s_stem(w):
+    if len(w) < 4 or not all("a" <= c <= "z" for c in w):
+        return w
+    if w.endswith("ies") and not w.endswith(("eies", "aies")):
+        return w[:-3] + "y"
+    if w.endswith("es") and not w.endswith(("aes", "ees", "oes")):
+        return w[:-1]
+    if w.endswith("s") and not w.endswith(("us", "ss")):
+        return w[:-1]
+    return w
+
+
+def tokens(text, fold):
+    s = "".join(fold_char(c, fold) for c in text).lower()
+    out, word, run = [], [], []
+
+    def end_word():
+        if word:
+            out.append(s_stem("".join(word[:32])))
+            word.clear()
+
+    def end_run():
+        if len(run) == 1:
+            out.append(run[0])
+        run.clear()
+
+    for c in s:
+        if is_cjk(c):
+            end_word()
+            if run:
+                out.append(run[-1] + c)
+            run.append(c)
+        else:
+            end_run()
+            if is_word(c):
+                word.append(c)
+            else:
+                end_word()
+    end_run()
+    end_word()
+    return out
+
+
+def decode_search_manifest(b):
+    m = cbor_decode(b, 1 << 20)
+    fmt, segs = fields(m, 2, "search manifest")
+    need(isinstance(segs, list) and 1 <= len(segs) <= 1024, "segments: 1 to 1024")
+    names = set()
+    out = []
+    for seg in segs:
+        need(isinstance(seg, list) and len(seg) == 4, "segment: 4 items")
+        name, docs, bits, deleted = seg
+        check_name(name)
+        need(name not in names, "segment listed twice")
+        names.add(name)
+        need(is_uint(docs) and 1 <= docs <= 1 << 24, "docs out of range")
+        need(is_uint(bits) and bits <= 16, "term_bits out of range")
+        need(all(is_uint(d) for d in deleted), "deleted: unsigned integers")
+        need(all(a < b for a, b in zip(deleted, deleted[1:])), "deleted not strictly ascending")
+        need(not deleted or deleted[-1] < docs, "deleted number beyond the segment")
+        out.append({"name": name, "docs": docs, "bits": bits, "deleted": set(deleted)})
+    return out
+
+
+def decode_search_fold(b):
+    pairs = cbor_decode(b, 1 << 20)
+    need(isinstance(pairs, list), "fold: an array")
+    froms = []
+    for p in pairs:
+        need(isinstance(p, list) and len(p) == 2 and all(is_uint(x) and x <= 0x10FFFF for x in p), "fold pair")
+        froms.append(p[0])
+    need(all(a < b for a, b in zip(froms, froms[1:])), "fold not strictly ascending")
+    table = dict((a, b) for a, b in pairs)
+    need(not any(b in table for b in table.values()), "fold is not idempotent")
+    return table
+
+
+def decode_search_terms(b):
+    terms = cbor_decode(b, 16 << 20)
+    need(isinstance(terms, list), "term shard: an array")
+    out = []
+    for t in terms:
+        need(isinstance(t, list) and len(t) == 7, "term: 7 items")
+        tok, df, k, docs, tdf, tk, title = t
+        need(isinstance(tok, str) and 1 <= len(tok.encode()) <= 128, "token length")
+        need(is_uint(df) and df >= 1 and is_uint(tdf) and tdf <= df, "df/tdf")
+        need(is_uint(k) and k <= 24 and is_uint(tk) and tk <= 24, "k out of range")
+        need(isinstance(docs, bytes) and isinstance(title, bytes), "lists are byte strings")
+        out.append((tok, df, k, docs, tdf, tk, title))
+    toks = [t[0].encode() for t in out]
+    need(all(a < b for a, b in zip(toks, toks[1:])), "tokens not strictly ascending")
+    return out
+
+
+def rice_decode(b, n, k, universe):
+    bits = "".join(format(x, "08b") for x in b)
+    pos, prev, out = 0, -1, []
+    for _ in range(n):
+        q = 0
+        while True:
+            need(pos < len(bits), "list ends early")
+            bit = bits[pos]
+            pos += 1
+            if bit == "0":
+                break
+            q += 1
+        need(pos + k <= len(bits), "list ends early")
+        low = int(bits[pos:pos + k], 2) if k else 0
+        pos += k
+        d = prev + 1 + ((q << k) | low)
+        need(d < universe, "document number beyond the segment")
+        out.append(d)
+        prev = d
+    need(len(bits) - pos < 8, "bytes after the list")
+    need("1" not in bits[pos:], "non-zero padding")
+    return out
+
+
+def decode_search_docs(b, shard, docs):
+    v = cbor_decode(b, 16 << 20)
+    want = min(64, docs - shard * 64)
+    need(isinstance(v, list) and len(v) == want, "document shard: %d documents expected" % want)
+    for d in v:
+        need(isinstance(d, list) and len(d) == 4 and all(isinstance(x, str) for x in d), "doc: 4 strings")
+    return v
+
+
+def shard_path(n, mx):
+    digits = len("%x" % mx)
+    return "/".join("%0*x" % (digits, n))
+
+
+def search_query(get, q, limit=100):
+    """Answers q as FORMAT §15.5 says, reading files by path with get()."""
+    d = "_samizdat/search/"
+    fold = decode_search_fold(get(d + "fold"))
+    segs = decode_search_manifest(get(d + "index"))
+    toks = []
+    for t in tokens(q, fold):
+        if t not in toks and len(toks) < 32:
+            toks.append(t)
+    matches = []
+    for si, seg in enumerate(segs):
+        lists = []
+        for t in toks:
+            h = sha256(t.encode())
+            s = ((h[0] << 8) | h[1]) >> (16 - seg["bits"])
+            terms = decode_search_terms(get(d + seg["name"] + "/terms/" + shard_path(s, (1 << seg["bits"]) - 1)))
+            hit = [x for x in terms if x[0] == t]
+            if not hit:
+                break
+            tok, df, k, docs, tdf, tk, title = hit[0]
+            lists.append((rice_decode(docs, df, k, seg["docs"]), set(rice_decode(title, tdf, tk, seg["docs"]))))
+        if len(lists) != len(toks) or not toks:
+            continue
+        live = set(lists[0][0])
+        for l, _ in lists[1:]:
+            live &= set(l)
+        for n in live - seg["deleted"]:
+            matches.append((sum(1 for _, t in lists if n in t), si, n))
+    matches.sort(reverse=True)
+    out = []
+    for _, si, n in matches[:limit]:
+        seg = segs[si]
+        nshards = (seg["docs"] + 63) // 64
+        docs = decode_search_docs(get(d + seg["name"] + "/docs/" + shard_path(n // 64, nshards - 1)), n // 64, seg["docs"])
+        out.append(docs[n % 64][0])
+    return toks, out
+
+
+def search_checks(vdir, check):
+    sdir = os.path.join(vdir, "search")
+    if not os.path.isdir(sdir):
+        return
+    exp = json.load(open(os.path.join(sdir, "expected.json"), encoding="utf-8"))
+
+    def get_from(base, replace=None, bad=None):
+        def get(rel):
+            if rel == replace:
+                return bad
+            p = os.path.join(base, rel)
+            need(os.path.isfile(p), "missing index file " + rel)
+            return open(p, "rb").read()
+        return get
+
+    good = get_from(os.path.join(sdir, "index"))
+
+    def files():
+        for rel, h in exp["files"].items():
+            assert object_address(good(rel)).hex() == h, rel
+
+    def toks():
+        fold = decode_search_fold(good("_samizdat/search/fold"))
+        for t in exp["tokens"]:
+            assert tokens(t["text"], fold) == t["tokens"], (t["text"], tokens(t["text"], fold))
+
+    def queries():
+        for q in exp["queries"]:
+            got = search_query(good, q["query"])
+            assert list(got) == [q["tokens"], q["results"]], (q["query"], got)
+
+    check("search/files", files)
+    check("search/tokens", toks)
+    check("search/queries", queries)
+    for line in open(os.path.join(sdir, "negative", "list.txt"), encoding="utf-8"):
+        name, target = line.split()
+        bad = open(os.path.join(sdir, "negative", name), "rb").read()
+
+        def neg(target=target, bad=bad):
+            get = get_from(os.path.join(sdir, "index"), target, bad)
+            try:
+                decode_search_manifest(get("_samizdat/search/index"))
+                decode_search_fold(get("_samizdat/search/fold"))
+                for q in exp["queries"]:
+                    search_query(get, q["query"])
+                if "/terms/" in target:
+                    segs = decode_search_manifest(get("_samizdat/search/index"))
+                    seg = [s for s in segs if "/%s/" % s["name"] in target][0]
+                    for t in decode_search_terms(bad):
+                        rice_decode(t[3], t[1], t[2], seg["docs"])
+                        rice_decode(t[6], t[4], t[5], seg["docs"])
+            except Reject:
+                return
+            raise AssertionError("accepted")
+
+        check("search/negative/" + name, neg)
+
+
 def main():
     vdir = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     passed, failed = [0], [0]
@@ -659,6 +913,7 @@ def main():
             raise AssertionError("a damaged bundle was accepted")
 
     check("bundles", bundles)
+    search_checks(vdir, check)
     print("%d passed, %d failed" % (passed[0], failed[0]))
     return 1 if failed[0] else 0
 

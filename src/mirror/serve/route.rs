@@ -342,21 +342,6 @@ async fn site_file(
     resp
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_paths_map_to_checked_site_paths() {
-        assert_eq!(site_path("/").unwrap(), "index.html");
-        assert_eq!(site_path("/2014/02/").unwrap(), "2014/02/index.html");
-        assert_eq!(site_path("/%E6%96%B0%E9%97%BB.html").unwrap(), "新闻.html");
-        for bad in ["/..%2f..%2fetc/passwd", "/../etc/passwd", "/a//b", "/a/./b", "/%00", "/a%5cb", "/%ff"] {
-            assert!(site_path(bad).is_err(), "{bad}");
-        }
-    }
-}
-
 /// The search page's path under a site's web root.
 const SEARCH_PATH: &str = "/_samizdat/search";
 /// Most results one request may ask for.
@@ -440,4 +425,19 @@ async fn search(
     let mut r = html(page::search(lang, &base, scope, &q, offset, limit, outcome), head_only);
     *r.status_mut() = status;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_paths_map_to_checked_site_paths() {
+        assert_eq!(site_path("/").unwrap(), "index.html");
+        assert_eq!(site_path("/2014/02/").unwrap(), "2014/02/index.html");
+        assert_eq!(site_path("/%E6%96%B0%E9%97%BB.html").unwrap(), "新闻.html");
+        for bad in ["/..%2f..%2fetc/passwd", "/../etc/passwd", "/a//b", "/a/./b", "/%00", "/a%5cb", "/%ff"] {
+            assert!(site_path(bad).is_err(), "{bad}");
+        }
+    }
 }
