@@ -269,6 +269,36 @@ pub fn config(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name (for the corpus replay).
+/// The search index's files (FORMAT §15) and the text functions: every
+/// decoder on the same bytes, each accepted file canonical by the oracle,
+/// every accepted term's lists decoded (bounded by their bytes), and the
+/// tokenizer and page-text scanner on the bytes as text.
+pub fn search(data: &[u8]) {
+    use crate::search::{format, text};
+    if format::Manifest::decode(data).is_ok() {
+        assert_canonical(data, "search manifest");
+    }
+    if format::decode_fold(data).is_ok() {
+        assert_canonical(data, "search fold");
+    }
+    if format::decode_docs(data, 0, 64).is_ok() {
+        assert_canonical(data, "search document shard");
+    }
+    if let Ok(terms) = format::decode_terms(data) {
+        assert_canonical(data, "search term shard");
+        for t in &terms {
+            if let Ok(v) = format::rice_decode(&t.docs, t.df, t.k, 1 << 24, &t.token) {
+                assert!(v.windows(2).all(|w| w[0] < w[1]), "rice: decoded numbers not ascending");
+                assert_eq!(format::rice_encode(&v, t.k), t.docs, "rice: accepted a non-canonical list");
+            }
+        }
+    }
+    let s = String::from_utf8_lossy(data);
+    let toks = text::tokens(&s, &text::Fold::builtin());
+    assert!(toks.iter().all(|t| !t.is_empty()), "an empty token");
+    let _ = text::page_text(data, "x.html");
+}
+
 pub const TARGETS: &[(&str, Target)] = &[
     ("documents", documents),
     ("envelope", envelope),
@@ -277,4 +307,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("paths", paths),
     ("range", range),
     ("config", config),
+    ("search", search),
 ];

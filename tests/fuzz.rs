@@ -100,6 +100,18 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     for (i, (_, t)) in trees.into_iter().enumerate() {
         out.push(("documents", format!("tree{i}"), t));
     }
+    // The search index's files, from the committed vectors.
+    let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search/index/_samizdat/search");
+    for (name, rel) in
+        [("manifest", "index"), ("fold", "fold"), ("terms", "s1/terms/0"), ("docs", "s1/docs/0")]
+    {
+        out.push(("search", name.into(), std::fs::read(vectors.join(rel)).unwrap()));
+    }
+    out.push((
+        "search",
+        "page".into(),
+        "<title>臺灣</title><p>人权 Ｗｉｄｅ &amp; rights</p>".as_bytes().to_vec(),
+    ));
     out
 }
 
