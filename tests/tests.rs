@@ -19,6 +19,7 @@ mod mirror;
 mod nginx;
 mod roundtrip;
 mod scrub;
+mod search;
 mod search_index;
 mod search_vectors;
 mod socks;
