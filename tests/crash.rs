@@ -213,7 +213,7 @@ pub fn spawn(args: &[String]) -> Child {
 
 /// Polls (tightly: a bundle is quick) until `cond` holds or `child` exits,
 /// then kills it with SIGKILL. Returns whether the kill interrupted it.
-fn kill_when(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
+pub fn kill_when(child: &mut Child, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while !cond() && child.try_wait().unwrap().is_none() {
         assert!(start.elapsed() < Duration::from_secs(60), "timed out waiting for the kill point");

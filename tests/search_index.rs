@@ -239,3 +239,70 @@ fn the_mirror_answers_search_in_the_readers_language_and_bounds_hostile_queries(
     // The index's own files are not site pages.
     assert_eq!(get("/_samizdat/search/index", &[]).status, 404);
 }
+
+#[test]
+fn a_bundle_killed_while_it_writes_the_index_leaves_the_old_snapshot_searchable_and_a_rerun_completes() {
+    use crate::crash::{assert_no_leftovers, count_files, kill_when, spawn, verified_seq};
+    let c = Cli::new();
+    std::fs::remove_dir_all(c.path("site")).unwrap();
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/make-news-site.py");
+    let made = std::process::Command::new("python3")
+        .arg(&corpus)
+        .args(["--out", &c.s("site"), "--articles", "600"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let args: Vec<String> =
+        ["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo")].map(String::from).to_vec();
+    let objects = c.path("repo/objects");
+    // The site's own objects are written first, then the index's: kill once
+    // the first index object lands (or as late as possible if the run wins).
+    let site_objects = {
+        let mut set = std::collections::HashSet::new();
+        for e in walkdir(&c.path("site")) {
+            set.insert(std::fs::read(e).unwrap());
+        }
+        set.len()
+    };
+    let mut child = spawn(&args);
+    let killed = kill_when(&mut child, || count_files(&objects) > site_objects);
+    let seq = verified_seq(&c.path("repo"), &c.pubkey());
+    assert!(seq.is_none() || !killed, "a killed first bundle published {seq:?}");
+    samizdat(&args).ok();
+    assert_eq!(verified_seq(&c.path("repo"), &c.pubkey()), Some(1));
+    assert_no_leftovers(&c.path("repo"));
+    assert_eq!(paths(&search(&c.s("repo"), &c.pubkey(), "Julia Famularo")), ["2012/01/article-000000.html"]);
+
+    // An update killed while it writes its index segment keeps seq 1, searchable.
+    let a0 = c.path("site/2012/01/article-000000.html");
+    std::fs::write(&a0, std::fs::read_to_string(&a0).unwrap().replace("Julia Famularo", "Ada Quixotelle"))
+        .unwrap();
+    let before = count_files(&objects);
+    let mut child = spawn(&args);
+    let killed = kill_when(&mut child, || count_files(&objects) > before + 1);
+    let seq = verified_seq(&c.path("repo"), &c.pubkey());
+    if killed {
+        assert_eq!(seq, Some(1));
+        assert_eq!(
+            paths(&search(&c.s("repo"), &c.pubkey(), "Julia Famularo")),
+            ["2012/01/article-000000.html"]
+        );
+    }
+    samizdat(&args).ok();
+    assert_eq!(verified_seq(&c.path("repo"), &c.pubkey()), Some(2));
+    assert_no_leftovers(&c.path("repo"));
+    assert!(paths(&search(&c.s("repo"), &c.pubkey(), "Julia Famularo")).is_empty());
+    assert_eq!(paths(&search(&c.s("repo"), &c.pubkey(), "Quixotelle")), ["2012/01/article-000000.html"]);
+}
+
+fn walkdir(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            v.extend(walkdir(&e.path()));
+        } else {
+            v.push(e.path());
+        }
+    }
+    v
+}
