@@ -8,7 +8,6 @@ use rayon::prelude::*;
 
 use super::format::{
     self, DIR, Doc, Manifest, Segment, Term, doc_shards, encode_docs, encode_terms, rice_encode, rice_k,
-    shard_of,
 };
 use super::text::{Fold, PageText, Tok, each_tok, lead, page_text};
 use crate::error::Result;
@@ -146,7 +145,7 @@ pub fn build(
         return Ok(Vec::new());
     }
     out.push((format!("{DIR}/index"), Content::New(manifest.encode())));
-    out.push((format!("{DIR}/fold"), Content::New(format::encode_fold(&fold.pairs()))));
+    out.push((format!("{DIR}/fold"), Content::New(format::encode_fold(fold.pairs()))));
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
@@ -191,9 +190,11 @@ struct Lists {
     title: Vec<u32>,
 }
 
-type Postings = HashMap<Box<str>, Lists>;
+/// Maps with a fast hasher: the build looks up one token per character of text.
+type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type Postings = Fast<Box<str>, Lists>;
 
-fn add(map: &mut Postings, cjk: &mut HashMap<u64, Lists>, t: Tok<'_>, doc: u32, title: bool) {
+fn add(map: &mut Postings, cjk: &mut Fast<u64, Lists>, t: Tok<'_>, doc: u32, title: bool) {
     let lists = match t {
         Tok::Cjk(a, b) => {
             let v = (u64::from(a as u32) << 21) | b.map_or(0, |b| u64::from(b as u32));
@@ -225,15 +226,15 @@ fn build_segment(
 ) -> Result<(Segment, Vec<File>)> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = pages.len().div_ceil(threads * 4).max(1);
-    type Part = (usize, Vec<Doc>, Postings, HashMap<u64, Lists>);
+    type Part = (usize, Vec<Doc>, Postings, Fast<u64, Lists>);
     let parts: Vec<Result<Part>> = crate::source::in_pool(threads, || {
         pages
             .par_chunks(chunk)
             .enumerate()
             .map(|(ci, group)| {
                 let mut docs = Vec::with_capacity(group.len());
-                let mut words = Postings::new();
-                let mut cjk: HashMap<u64, Lists> = HashMap::new();
+                let mut words = Postings::default();
+                let mut cjk: Fast<u64, Lists> = Fast::default();
                 for (i, p) in group.iter().enumerate() {
                     let n = (ci * chunk + i) as u32;
                     let bytes = read(p)?;
@@ -250,46 +251,84 @@ fn build_segment(
     })?;
     let mut parts: Vec<Part> = parts.into_iter().collect::<Result<_>>()?;
     parts.sort_by_key(|p| p.0);
-    // Chunks come in document order, so appending keeps every list ascending.
-    let mut all: HashMap<Key, Lists> = HashMap::new();
+    // Merge in parallel: each chunk's lists go to one of BUCKETS by key,
+    // then each bucket merges its chunks in document order (so every list
+    // stays ascending) and makes its terms.
+    const BUCKETS: usize = 64;
+    use std::hash::BuildHasher;
+    let hasher = foldhash::fast::FixedState::default();
     let mut docs = Vec::with_capacity(pages.len());
-    for (_, d, words, cjk) in parts {
+    let mut by_bucket: Vec<Vec<Vec<(Key, Lists)>>> = (0..BUCKETS).map(|_| Vec::new()).collect();
+    let split: Vec<(Vec<Doc>, Vec<Vec<(Key, Lists)>>)> = parts
+        .into_par_iter()
+        .map(|(_, d, words, cjk)| {
+            let mut b: Vec<Vec<(Key, Lists)>> = (0..BUCKETS).map(|_| Vec::new()).collect();
+            let all = words
+                .into_iter()
+                .map(|(k, v)| (Key::Word(k), v))
+                .chain(cjk.into_iter().map(|(k, v)| (Key::Cjk(k), v)));
+            for (k, v) in all {
+                b[(hasher.hash_one(&k) % BUCKETS as u64) as usize].push((k, v));
+            }
+            (d, b)
+        })
+        .collect();
+    for (d, b) in split {
         docs.extend(d);
-        let merged = words
-            .into_iter()
-            .map(|(k, v)| (Key::Word(k), v))
-            .chain(cjk.into_iter().map(|(k, v)| (Key::Cjk(k), v)));
-        for (k, l) in merged {
-            let e = all.entry(k).or_default();
-            e.docs.extend(l.docs);
-            e.title.extend(l.title);
+        for (i, list) in b.into_iter().enumerate() {
+            by_bucket[i].push(list);
         }
     }
     let n = docs.len() as u64;
-    let mut terms: Vec<Term> = all
-        .into_par_iter()
-        .map(|(k, l)| {
-            let (dk, tk) = (rice_k(l.docs.len() as u64, n), rice_k(l.title.len() as u64, n));
-            Term {
-                token: k.text(),
-                df: l.docs.len() as u64,
-                k: dk,
-                docs: rice_encode(&l.docs, dk),
-                tdf: l.title.len() as u64,
-                tk,
-                title: rice_encode(&l.title, tk),
-            }
-        })
-        .collect();
-    let total: u64 = terms.iter().map(|t| (t.docs.len() + t.title.len() + t.token.len() + 8) as u64).sum();
+    let mut terms: Vec<(u64, Term)> = Vec::new();
+    let made: Vec<Vec<(u64, Term)>> = crate::source::in_pool(threads, || {
+        by_bucket
+            .into_par_iter()
+            .map(|chunks| {
+                let mut m: Fast<Key, Lists> = Fast::default();
+                for chunk in chunks {
+                    for (k, l) in chunk {
+                        let e = m.entry(k).or_default();
+                        e.docs.extend(l.docs);
+                        e.title.extend(l.title);
+                    }
+                }
+                m.into_iter()
+                    .map(|(k, l)| {
+                        let (dk, tk) = (rice_k(l.docs.len() as u64, n), rice_k(l.title.len() as u64, n));
+                        let token = k.text();
+                        let h = crate::hash::sha256(token.as_bytes());
+                        let b = h.as_bytes();
+                        let top16 = u64::from(b[0]) << 8 | u64::from(b[1]);
+                        let t = Term {
+                            token,
+                            df: l.docs.len() as u64,
+                            k: dk,
+                            docs: rice_encode(&l.docs, dk),
+                            tdf: l.title.len() as u64,
+                            tk,
+                            title: rice_encode(&l.title, tk),
+                        };
+                        (top16, t)
+                    })
+                    .collect()
+            })
+            .collect()
+    })?;
+    for v in made {
+        terms.extend(v);
+    }
+    let total: u64 =
+        terms.iter().map(|(_, t)| (t.docs.len() + t.title.len() + t.token.len() + 8) as u64).sum();
     let mut bits = 0;
     while bits < format::MAX_TERM_BITS && total >> bits > SHARD_TARGET {
         bits += 1;
     }
     let seg = Segment { name: name.to_string(), docs: n, term_bits: bits, deleted: Vec::new() };
     let mut shards: BTreeMap<u64, Vec<Term>> = (0..1u64 << bits).map(|s| (s, Vec::new())).collect();
-    for t in terms.drain(..) {
-        shards.entry(shard_of(&t.token, bits)).or_default().push(t);
+    for (top16, t) in terms.drain(..) {
+        // The first 16 bits of SHA-256(token), as `shard_of` computes them.
+        shards.entry(top16 >> (16 - bits)).or_default().push(t);
     }
     let mut files: Vec<File> = shards
         .into_par_iter()

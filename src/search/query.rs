@@ -43,6 +43,10 @@ pub struct Results {
     pub total: usize,
     /// Results `offset .. offset + limit`, best first.
     pub hits: Vec<Hit>,
+    /// The index files this answer read, with their sizes: the manifest and
+    /// folding table, then each shard once (what a static reader downloads,
+    /// besides the tree nodes on their paths).
+    pub files_read: Vec<(String, u64)>,
 }
 
 impl Results {
@@ -53,6 +57,9 @@ impl Results {
             "tokens": self.tokens,
             "cut": self.cut,
             "total": self.total,
+            "index_bytes_read": self.files_read.iter().map(|f| f.1).sum::<u64>(),
+            "index_files_read": self.files_read.len(),
+            "index_files": self.files_read,
             "results": self.hits.iter().map(|h| serde_json::json!({
                 "path": h.doc.path,
                 "title": h.doc.title,
@@ -81,7 +88,7 @@ impl Index {
         ix.manifest =
             Manifest::decode(&ix.read(src, &format!("{DIR}/index"))?).map_err(|e| at("index", e))?;
         let pairs = format::decode_fold(&ix.read(src, &format!("{DIR}/fold"))?).map_err(|e| at("fold", e))?;
-        ix.fold = Fold(pairs.into_iter().collect());
+        ix.fold = Fold::from_pairs(pairs);
         Ok(Some(ix))
     }
 
@@ -139,6 +146,10 @@ impl Index {
     pub fn search(&self, src: &dyn Source, query: &str, offset: usize, limit: usize) -> Result<Results> {
         let (tokens, cut) = self.query_tokens(query);
         let mut res = Results { tokens, cut, ..Results::default() };
+        for p in [format!("{DIR}/index"), format!("{DIR}/fold")] {
+            let size = self.files.get(&p).map_or(0, |f| f.1);
+            res.files_read.push((p, size));
+        }
         if res.tokens.is_empty() {
             return Ok(res);
         }
@@ -153,6 +164,7 @@ impl Index {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                     std::collections::hash_map::Entry::Vacant(e) => {
                         let p = format::terms_path(seg, s);
+                        res.files_read.push((p.clone(), self.files.get(&p).map_or(0, |f| f.1)));
                         e.insert(decode_terms(&self.read(src, &p)?).map_err(|e| at(&p, e))?)
                     }
                 };
@@ -189,6 +201,7 @@ impl Index {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let p = format::docs_path(seg, shard);
+                    res.files_read.push((p.clone(), self.files.get(&p).map_or(0, |f| f.1)));
                     e.insert(
                         format::decode_docs(&self.read(src, &p)?, shard, seg.docs).map_err(|e| at(&p, e))?,
                     )

@@ -10,28 +10,49 @@ const FOLD_TXT: &str = include_str!("fold.txt");
 /// Longest word kept, in code points.
 const MAX_WORD: usize = 32;
 
-/// A code-point folding table: Traditional to Simplified.
+/// A code-point folding table: Traditional to Simplified. Kept as sorted
+/// pairs (as the index stores them) and as a dense table of the Basic
+/// Multilingual Plane, so folding a character is one array read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Fold(pub HashMap<u32, u32>);
+pub struct Fold {
+    pairs: Vec<(u32, u32)>,
+    /// `bmp[c]` is the target of BMP code point `c`, or 0 for none.
+    bmp: Vec<u32>,
+    astral: HashMap<u32, u32>,
+}
 
 impl Fold {
-    /// The table built into this samizdat (Unihan `kSimplifiedVariant`).
-    pub fn builtin() -> Fold {
-        let mut map = HashMap::new();
-        for line in FOLD_TXT.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-            let mut it = line.split(' ').map(|h| u32::from_str_radix(h, 16));
-            if let (Some(Ok(a)), Some(Ok(b))) = (it.next(), it.next()) {
-                map.insert(a, b);
+    /// A table from pairs (any order; the last pair for a source wins).
+    pub fn from_pairs(pairs: impl IntoIterator<Item = (u32, u32)>) -> Fold {
+        let map: std::collections::BTreeMap<u32, u32> = pairs.into_iter().collect();
+        let mut bmp = vec![0u32; 0x1_0000];
+        let mut astral = HashMap::new();
+        for (&a, &b) in &map {
+            match bmp.get_mut(a as usize) {
+                Some(slot) => *slot = b,
+                None => {
+                    astral.insert(a, b);
+                }
             }
         }
-        Fold(map)
+        Fold { pairs: map.into_iter().collect(), bmp, astral }
+    }
+
+    /// The table built into this samizdat (Unihan `kSimplifiedVariant`).
+    pub fn builtin() -> Fold {
+        let pairs = FOLD_TXT.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).filter_map(|line| {
+            let mut it = line.split(' ').map(|h| u32::from_str_radix(h, 16));
+            match (it.next(), it.next()) {
+                (Some(Ok(a)), Some(Ok(b))) => Some((a, b)),
+                _ => None,
+            }
+        });
+        Fold::from_pairs(pairs)
     }
 
     /// Pairs in ascending order of `from`, as the index stores them.
-    pub fn pairs(&self) -> Vec<(u32, u32)> {
-        let mut v: Vec<(u32, u32)> = self.0.iter().map(|(a, b)| (*a, *b)).collect();
-        v.sort_unstable();
-        v
+    pub fn pairs(&self) -> &[(u32, u32)] {
+        &self.pairs
     }
 
     fn char(&self, c: char) -> char {
@@ -40,10 +61,11 @@ impl Fold {
             0x3000 => ' ',
             _ => c,
         };
-        match self.0.get(&(c as u32)) {
-            Some(&t) => char::from_u32(t).unwrap_or(c),
-            None => c,
-        }
+        let t = match self.bmp.get(c as usize) {
+            Some(&t) => t,
+            None => self.astral.get(&(c as u32)).copied().unwrap_or(0),
+        };
+        if t == 0 { c } else { char::from_u32(t).unwrap_or(c) }
     }
 }
 

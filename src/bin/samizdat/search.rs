@@ -69,7 +69,19 @@ impl Search {
         };
         let r = ix.search(&store, &self.query, self.offset, self.limit)?;
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&r.to_json(&self.query))?);
+            let mut v = r.to_json(&self.query);
+            // What a static reader downloads for this answer: the index files
+            // read and the tree nodes on their paths below the root (which a
+            // reader of the site already has).
+            let dirs: std::collections::HashSet<&str> = r
+                .files_read
+                .iter()
+                .flat_map(|(p, _)| p.match_indices('/').map(move |(i, _)| &p[..i]))
+                .collect();
+            let trees: u64 =
+                listing.trees.iter().filter(|(_, d)| dirs.contains(d.as_str())).map(|(t, _)| t.len).sum();
+            v["tree_bytes_read"] = trees.into();
+            println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             print_text(&self.query, &r, self.offset);
         }
