@@ -38,6 +38,11 @@ pub static ASSETS: &[Asset] = &[
         body: include_str!("../web/verify.js"),
     },
     Asset {
+        name: "search.js",
+        media: "text/javascript; charset=utf-8",
+        body: include_str!("../web/search.js"),
+    },
+    Asset {
         name: "vendor/noble-ed25519.js",
         media: "text/javascript; charset=utf-8",
         body: include_str!("../web/vendor/noble-ed25519.js"),

@@ -590,6 +590,92 @@ fn a_static_export_on_nginx_under_a_prefix_verifies_in_the_browser() {
     );
 }
 
+/// A small bilingual site with a search index (as `search_index.rs`): Simplified
+/// pages, found by a Traditional query.
+fn search_site(c: &Cli) {
+    let page = |title: &str, body: &str| {
+        format!("<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{body}</p></body></html>").into_bytes()
+    };
+    let pages = [
+        ("index.html", page("首页", "欢迎")),
+        ("2014/05/taiwan.html", page("台湾选举观察", "台湾的选举与新闻自由。")),
+        ("2014/06/beijing.html", page("北京人权律师", "北京的人权律师 Xu Zhiyong 被拘留。")),
+        ("2014/08/english.html", page("Court Petitions", "The lawyers filed petitions with the court.")),
+    ];
+    std::fs::remove_dir_all(c.path("site")).unwrap();
+    let refs: Vec<(&str, &[u8])> = pages.iter().map(|(a, b)| (*a, b.as_slice())).collect();
+    write_site(&c.path("site"), &refs);
+}
+
+#[test]
+fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index() {
+    let Some(nginx) = find_program(&["nginx"]) else {
+        eprintln!("SKIPPED: nginx is not installed (.ci/run installs it)");
+        return;
+    };
+    let c = Cli::new();
+    search_site(&c);
+    c.bundle().ok();
+    export_static(&c, &c.path("www/news"), "/news/");
+    let n = Nginx::start(&nginx, &c.path("www"), &c.path("nginx"));
+    let search = format!("{}news/_samizdat/search?q={}", n.url(), percent_encode("人權律師"));
+    let until = serde_json::json!(["verified", "blocked"]);
+
+    {
+        let Some(mut b) = Browser::start(&c.path("browser"), "en-US") else { return };
+        let s = b.goto(&format!("{}news/_samizdat/", n.url()));
+        assert_eq!(s.state, "verified", "{s:#?}");
+        let before = n.sent().len();
+        let s = b.seen(serde_json::json!({"cmd": "goto", "url": search, "until": until}));
+        assert_eq!(s.state, "verified", "{s:#?}");
+        assert!(s.html().contains(r#"<a href="/news/2014/06/beijing.html">北京人权律师</a>"#), "{s:#?}");
+        assert!(s.text().contains("1 result(s) for “人權律師”"), "{s:#?}");
+        assert!(s.text().contains("verified in your browser against the publisher's signed index"), "{s:#?}");
+        assert!(s.html().contains(r#"action="/news/_samizdat/search""#), "no form to search again: {s:#?}");
+        // What one query cost: the index's trees and objects, fetched from the repository copy.
+        let fetched: Vec<_> = n.sent().split_off(before);
+        assert!(fetched.iter().all(|(p, st, _)| p.starts_with("/news/_samizdat/repo/") && *st == 200), "{fetched:?}");
+        let bytes: u64 = fetched.iter().map(|f| f.2).sum();
+        eprintln!("one query ({} requests, {bytes} bytes): {fetched:?}", fetched.len());
+        assert!(fetched.len() >= 4 && bytes < 64 << 10, "{fetched:?}");
+        // The result opens as a verified page.
+        let s = b.goto(&format!("{}news/2014/06/beijing.html", n.url()));
+        assert_eq!(s.state, "verified", "{s:#?}");
+        assert!(s.html().contains("北京人权律师"), "{s:#?}");
+        // Without a query: the form only.
+        let s = b.seen(serde_json::json!({"cmd": "goto", "url": format!("{}news/_samizdat/search", n.url()), "until": until}));
+        assert_eq!(s.state, "verified", "{s:#?}");
+        assert!(s.html().contains("<form") && !s.html().contains("<ol"), "{s:#?}");
+    }
+
+    // A fresh reader, after its first visit: the term shard's object in the repository
+    // copy is changed by one byte. The worker refuses it and shows no results.
+    let Some(mut b) = Browser::start(&c.path("browser2"), "en-US") else { return };
+    let s = b.goto(&format!("{}news/_samizdat/", n.url()));
+    assert_eq!(s.state, "verified", "{s:#?}");
+    let anchor = samizdat::anchor::Anchor::load(&c.pubkey()).unwrap();
+    let src = samizdat::store::Store::at(&c.path("repo"));
+    let v = samizdat::source::load_verified(&src, &anchor).unwrap();
+    let listing = samizdat::source::list(&src, &v.snapshot).unwrap();
+    let shards: Vec<_> = listing.files.iter().filter(|f| f.path.starts_with("_samizdat/search/") && f.path.contains("/terms/")).collect();
+    assert_eq!(shards.len(), 1, "a small site has one term shard: {:?}", listing.files);
+    let h = shards[0].hash.to_hex();
+    let object = c.path(&format!("www/news/_samizdat/repo/objects/{}/{h}", &h[..2]));
+    let good = std::fs::read(&object).unwrap();
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 1;
+    std::fs::write(&object, &bad).unwrap();
+    let s = b.seen(serde_json::json!({"cmd": "goto", "url": search, "until": until}));
+    assert_eq!(s.state, "blocked", "{s:#?}");
+    assert!(s.text().contains("The search index failed verification"), "{s:#?}");
+    assert!(s.text().contains(&h) && !s.html().contains("<ol") && !s.text().contains("北京人权律师"), "{s:#?}");
+    // Repaired, the same search succeeds: a refusal is not remembered.
+    std::fs::write(&object, &good).unwrap();
+    let s = b.seen(serde_json::json!({"cmd": "goto", "url": search, "until": until}));
+    assert_eq!(s.state, "verified", "{s:#?}");
+    assert!(s.html().contains(r#"<a href="/news/2014/06/beijing.html">北京人权律师</a>"#), "{s:#?}");
+}
+
 #[test]
 fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies() {
     let c = Cli::new();

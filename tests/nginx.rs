@@ -83,6 +83,18 @@ http {{\n  access_log {d}/access.log;\n  default_type application/octet-stream;\
             })
             .collect()
     }
+
+    /// (path, status, body bytes sent) of every request so far, from the access log.
+    pub fn sent(&self) -> Vec<(String, u16, u64)> {
+        let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| {
+                let path = l.split('"').nth(1)?.split(' ').nth(1)?.to_string();
+                let mut after = l.split('"').nth(2)?.split_whitespace();
+                Some((path, after.next()?.parse().ok()?, after.next()?.parse().ok()?))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Nginx {

@@ -65,7 +65,7 @@ fn the_mirror_frames_browser_navigations_and_serves_everyone_else_the_publishers
         assert!(r.header("content-type").unwrap().starts_with("text/javascript"));
         assert!(r.header("content-security-policy").unwrap().contains("connect-src 'self' http: https:"));
     }
-    for name in ["verify.js", "shell.js", "shell.css", "shell.html", "i18n.json", "vendor/noble-ed25519.js"] {
+    for name in ["verify.js", "search.js", "shell.js", "shell.css", "shell.html", "i18n.json", "vendor/noble-ed25519.js"] {
         let r = request(d.port, "GET", &format!("/_samizdat/web/{name}"), &[], None);
         assert_eq!(r.status, 200, "{name}");
         assert_eq!(r.body, committed(name), "{name}");
@@ -335,6 +335,6 @@ fn the_in_browser_verifier_passes_its_own_tests_under_node() {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0)
     };
-    assert!(count("pass") >= 40, "too few JavaScript tests ran:\n{report}");
+    assert!(count("pass") >= 60, "too few JavaScript tests ran:\n{report}");
     assert_eq!(count("fail"), 0, "{report}");
 }

@@ -4,6 +4,7 @@
 // with scope W and type 'module'.
 
 import * as V from './_samizdat/web/verify.js';
+import * as S from './_samizdat/web/search.js';
 
 const params = new URLSearchParams(self.location.search);
 const FP = params.get('fp') || '';
@@ -412,8 +413,9 @@ async function shellPage() {
   });
 }
 
-function page(t, status, title, body) {
-  const html = `<!doctype html><html lang="${esc(t.lang)}"><head><meta charset="utf-8">`
+// `state`, when given, is the page's data-samizdat (as the shell's): verified or blocked.
+function page(t, status, title, body, state) {
+  const html = `<!doctype html><html lang="${esc(t.lang)}"${state ? ` data-samizdat="${esc(state)}"` : ''}><head><meta charset="utf-8">`
     + '<meta name="viewport" content="width=device-width, initial-scale=1">'
     + `<title>${esc(title)}</title><style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}`
     + 'code,a{overflow-wrap:anywhere}table{border-collapse:collapse}th,td{text-align:left;vertical-align:top;padding:4px 12px 4px 0;border-top:1px solid #ccc}td:first-child{white-space:nowrap}</style></head>'
@@ -469,6 +471,42 @@ function notFoundPage(t, sitePath) {
   const body = `<p>${esc(t('notfound.text', { path: '/' + sitePath, seq: current.seq, publisher: current.name }))}</p>`
     + `<p><a href="${esc(SCOPE_PATH)}">${esc(t('notfound.home'))}</a></p>`;
   return page(t, 404, t('notfound.title'), body);
+}
+
+// ---------- search (web/search.js, FORMAT §15) ----------
+
+// W_samizdat/search?q=…[&offset=N][&lang=L]: answered here from the snapshot's signed
+// index; every index file is resolved through the verified trees and checked against its
+// address before it is decoded, as a page is.
+async function searchPage(url, ev) {
+  const q = url.searchParams.get('q') ?? '';
+  const offset = Math.min(100000, Math.max(0, parseInt(url.searchParams.get('offset'), 10) || 0));
+  const limit = 20;
+  const t = await tr(url.searchParams.get('lang'));
+  await init().catch(() => {});
+  if (refreshP) await withTimeout(refreshP, 8000);
+  const st = current;
+  const blocked = blockedReason();
+  let outcome = {};
+  if (blocked || !st) {
+    const kind = blocked ? 'verify' : (stateError && stateError.kind) || 'fetch';
+    outcome = { error: { kind, message: blocked ? t(blocked.key, blocked.vars) : t('blocked.state') } };
+  } else if (q.trim()) {
+    const readFile = async (path) => {
+      const entry = await V.resolvePath(st, path, getTree);
+      if (!entry) return null;
+      if (entry.kind === 'dir') throw new V.VerifyError('decode', `/${path}: a directory, not a file`);
+      if (entry.size > BigInt(S.MAX_SHARD)) throw new V.VerifyError('too-large', `/${path}: ${entry.size} bytes`);
+      return (await getObject(entry, (p) => ev.waitUntil(p))).bytes;
+    };
+    try {
+      outcome = { results: await S.search(q, readFile, { offset, limit }) };
+    } catch (e) {
+      outcome = { error: { kind: e.kind || 'verify', message: e.message || String(e) } };
+    }
+  }
+  const r = S.renderSearch(t, { scope: SCOPE_PATH, query: q, offset, limit, seq: st ? st.seq : '', outcome });
+  return page(t, r.status, r.title, r.body, r.state);
 }
 
 // ---------- routing ----------
@@ -598,6 +636,7 @@ self.addEventListener('fetch', (e) => {
   const rel = url.pathname.slice(SCOPE_PATH.length);
   if (rel === '_samizdat-sw.js') return;
   if (rel.startsWith('_samizdat/web/')) { e.respondWith(webAsset(req, (p) => e.waitUntil(p))); return; }
+  if (rel === '_samizdat/search') { e.respondWith(searchPage(url, e)); return; }
   // The loader, the repository and the mirror's own /_samizdat/ pages go to
   // the network. (On a mirror W may itself be /_samizdat/site/<fp>/: paths
   // under it are site content.)

@@ -170,13 +170,14 @@ export async function verifySignature(key, sig, message) {
 // its keys are judged. Shortest heads + definite lengths + the exact key sequences of the
 // schemas leave one encoding per value, so no re-encoding is needed.
 
-class CborMap {
+export class CborMap {
   constructor(entries) {
     this.entries = entries;
   }
 }
 
-function decodeCbor(bytes, what, maxLen) {
+/** Strict canonical CBOR (§3) → BigInt, Uint8Array, string, array, CborMap, null; throws decode or too-large. */
+export function decodeCbor(bytes, what, maxLen) {
   if (bytes.length > maxLen) fail('too-large', `${what}: ${bytes.length} bytes exceeds the limit of ${maxLen}`);
   const bad = (why) => fail('decode', `${what}: malformed: ${why}`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -341,7 +342,8 @@ const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/;
 // Without the u flag, /i never folds a non-ASCII letter to ASCII: ASCII upper case, as §6 says.
 const DEVICE = /^(con|prn|aux|nul|com[1-9]|lpt[1-9])$/i;
 
-function nameProblem(name) {
+/** §6: why `name` is not a valid name, or undefined. */
+export function nameProblem(name) {
   if (name === '' || name === '.' || name === '..') return 'empty, `.` or `..` name';
   if (utf8.encode(name).length > 255) return 'name longer than 255 bytes';
   if (/[/\\:<>"|?*]/.test(name) || hasControl(name)) return 'forbidden character (/ \\ : < > " | ? * or control)';
@@ -351,7 +353,8 @@ function nameProblem(name) {
   if (name.normalize('NFC') !== name) return 'name not in Unicode NFC';
 }
 
-function splitPath(path) {
+/** §6: a path's names, or throws not-found naming the rule it breaks. */
+export function splitPath(path) {
   const bad = (why) => fail('not-found', `unsafe path ${JSON.stringify(path)}: ${why}`);
   if (utf8.encode(path).length > 4096) bad('longer than 4096 bytes');
   if (path.startsWith('/')) bad('absolute path');

@@ -14,7 +14,8 @@
 // goto and reload wait (bounded) until document.documentElement.dataset.samizdat is
 // one of `until`, then report what the reader sees: {state, seq, publisher, warning,
 // badgeText, detailsText, frameUrl, frameText, frameHtml, images, source, offline,
-// timedOut, errors}. "details": true opens the badge's details before the
+// timedOut, errors}; a page without the badge (the worker's search page) reports its
+// <html data-samizdat> as state and its own text and HTML as frameText and frameHtml. "details": true opens the badge's details before the
 // screenshot. A failed command answers {"error": "..."}; the driver goes on.
 
 import { createRequire } from 'node:module';
@@ -49,7 +50,11 @@ page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.
 function look() {
   return page.evaluate(async () => {
     const b = document.getElementById('samizdat-badge');
-    if (!b) return { state: 'raw', frameText: (document.body ? document.body.innerText : '').slice(0, 2000) };
+    // No badge: a page the worker made itself (search) says its state on <html>; else raw.
+    if (!b) {
+      return { state: document.documentElement.dataset.samizdat || 'raw', url: location.href, lang: document.documentElement.lang,
+        frameText: (document.body ? document.body.innerText : '').slice(0, 2000), frameHtml: document.body ? document.body.innerHTML.slice(0, 4000) : null };
+    }
     const out = {
       state: document.documentElement.dataset.samizdat,
       seq: b.dataset.seq ?? null,

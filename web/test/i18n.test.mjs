@@ -24,7 +24,7 @@ test('the three languages have the same keys and placeholders', () => {
 
 test('every key used by shell.js and sw.js exists', () => {
   const used = new Set();
-  for (const f of ['shell.js', 'sw.js']) {
+  for (const f of ['shell.js', 'sw.js', 'search.js']) {
     for (const m of web(f).matchAll(/\bt\('([a-z_.-]+[a-z])'/g)) used.add(m[1]);
   }
   // Keys built at run time.
