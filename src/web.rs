@@ -43,6 +43,11 @@ pub static ASSETS: &[Asset] = &[
         body: include_str!("../web/search.js"),
     },
     Asset {
+        name: "search-page.js",
+        media: "text/javascript; charset=utf-8",
+        body: include_str!("../web/search-page.js"),
+    },
+    Asset {
         name: "vendor/noble-ed25519.js",
         media: "text/javascript; charset=utf-8",
         body: include_str!("../web/vendor/noble-ed25519.js"),

@@ -594,7 +594,8 @@ fn a_static_export_on_nginx_under_a_prefix_verifies_in_the_browser() {
 /// pages, found by a Traditional query.
 fn search_site(c: &Cli) {
     let page = |title: &str, body: &str| {
-        format!("<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{body}</p></body></html>").into_bytes()
+        format!("<html><head><title>{title}</title></head><body><h1>{title}</h1><p>{body}</p></body></html>")
+            .into_bytes()
     };
     let pages = [
         ("index.html", page("首页", "欢迎")),
@@ -632,9 +633,21 @@ fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index()
         assert!(s.text().contains("1 result(s) for “人權律師”"), "{s:#?}");
         assert!(s.text().contains("verified in your browser against the publisher's signed index"), "{s:#?}");
         assert!(s.html().contains(r#"action="/news/_samizdat/search""#), "no form to search again: {s:#?}");
-        // What one query cost: the index's trees and objects, fetched from the repository copy.
-        let fetched: Vec<_> = n.sent().split_off(before);
-        assert!(fetched.iter().all(|(p, st, _)| p.starts_with("/news/_samizdat/repo/") && *st == 200), "{fetched:?}");
+        // What one query cost: the search code, fetched on the first search only (the
+        // worker's install does not download it), and the index's trees and objects
+        // from the repository copy.
+        let mut fetched: Vec<_> = n.sent().split_off(before);
+        let code: Vec<_> =
+            fetched.iter().filter(|(p, _, _)| p.starts_with("/news/_samizdat/web/")).cloned().collect();
+        assert!(
+            code.iter().all(|(p, st, _)| (*st == 200 && p.contains("search")) || *st == 304),
+            "only the search code may be downloaded besides the index (the rest is revalidated): {code:?}"
+        );
+        fetched.retain(|(p, _, _)| !p.starts_with("/news/_samizdat/web/"));
+        assert!(
+            fetched.iter().all(|(p, st, _)| p.starts_with("/news/_samizdat/repo/") && *st == 200),
+            "{fetched:?}"
+        );
         let bytes: u64 = fetched.iter().map(|f| f.2).sum();
         eprintln!("one query ({} requests, {bytes} bytes): {fetched:?}", fetched.len());
         assert!(fetched.len() >= 4 && bytes < 64 << 10, "{fetched:?}");
@@ -657,7 +670,11 @@ fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index()
     let src = samizdat::store::Store::at(&c.path("repo"));
     let v = samizdat::source::load_verified(&src, &anchor).unwrap();
     let listing = samizdat::source::list(&src, &v.snapshot).unwrap();
-    let shards: Vec<_> = listing.files.iter().filter(|f| f.path.starts_with("_samizdat/search/") && f.path.contains("/terms/")).collect();
+    let shards: Vec<_> = listing
+        .files
+        .iter()
+        .filter(|f| f.path.starts_with("_samizdat/search/") && f.path.contains("/terms/"))
+        .collect();
     assert_eq!(shards.len(), 1, "a small site has one term shard: {:?}", listing.files);
     let h = shards[0].hash.to_hex();
     let object = c.path(&format!("www/news/_samizdat/repo/objects/{}/{h}", &h[..2]));
@@ -668,7 +685,10 @@ fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index()
     let s = b.seen(serde_json::json!({"cmd": "goto", "url": search, "until": until}));
     assert_eq!(s.state, "blocked", "{s:#?}");
     assert!(s.text().contains("The search index failed verification"), "{s:#?}");
-    assert!(s.text().contains(&h) && !s.html().contains("<ol") && !s.text().contains("北京人权律师"), "{s:#?}");
+    assert!(
+        s.text().contains(&h) && !s.html().contains("<ol") && !s.text().contains("北京人权律师"),
+        "{s:#?}"
+    );
     // Repaired, the same search succeeds: a refusal is not remembered.
     std::fs::write(&object, &good).unwrap();
     let s = b.seen(serde_json::json!({"cmd": "goto", "url": search, "until": until}));

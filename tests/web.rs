@@ -65,7 +65,16 @@ fn the_mirror_frames_browser_navigations_and_serves_everyone_else_the_publishers
         assert!(r.header("content-type").unwrap().starts_with("text/javascript"));
         assert!(r.header("content-security-policy").unwrap().contains("connect-src 'self' http: https:"));
     }
-    for name in ["verify.js", "search.js", "shell.js", "shell.css", "shell.html", "i18n.json", "vendor/noble-ed25519.js"] {
+    for name in [
+        "verify.js",
+        "search.js",
+        "search-page.js",
+        "shell.js",
+        "shell.css",
+        "shell.html",
+        "i18n.json",
+        "vendor/noble-ed25519.js",
+    ] {
         let r = request(d.port, "GET", &format!("/_samizdat/web/{name}"), &[], None);
         assert_eq!(r.status, 200, "{name}");
         assert_eq!(r.body, committed(name), "{name}");

@@ -4,7 +4,6 @@
 // with scope W and type 'module'.
 
 import * as V from './_samizdat/web/verify.js';
-import * as S from './_samizdat/web/search.js';
 
 const params = new URLSearchParams(self.location.search);
 const FP = params.get('fp') || '';
@@ -473,40 +472,53 @@ function notFoundPage(t, sitePath) {
   return page(t, 404, t('notfound.title'), body);
 }
 
-// ---------- search (web/search.js, FORMAT §15) ----------
+// ---------- search (web/search-page.js, web/search.js, FORMAT §15) ----------
 
-// W_samizdat/search?q=…[&offset=N][&lang=L]: answered here from the snapshot's signed
-// index; every index file is resolved through the verified trees and checked against its
-// address before it is decoded, as a page is.
-async function searchPage(url, ev) {
-  const q = url.searchParams.get('q') ?? '';
-  const offset = Math.min(100000, Math.max(0, parseInt(url.searchParams.get('offset'), 10) || 0));
-  const limit = 20;
+// The search code runs in the page, loaded only when a reader searches, so
+// the worker (which every first visit downloads) stays small. The worker
+// serves that page and hands it index files by tree path, each resolved
+// through the verified trees and checked against its address, as a page is.
+
+// W_samizdat/search?q=…[&offset=N][&lang=L]
+async function searchPage(url) {
   const t = await tr(url.searchParams.get('lang'));
+  const body = `<div id="samizdat-search" data-scope="${esc(SCOPE_PATH)}"><p>${esc(t('badge.checking'))}</p></div>`
+    + `<script type="module" src="${esc(SCOPE_PATH)}_samizdat/web/search-page.js"></script>`;
+  return page(t, 200, t('search.title'), body);
+}
+
+const SEARCH_FILES = '_samizdat/verified/_samizdat/search/';
+
+// W_samizdat/verified/_samizdat/search/…: the verified bytes of one index file;
+// on failure a JSON {kind, message} with status 502 (or 503 without a verified state).
+async function verifiedIndexFile(url, ev) {
+  const json = (status, kind, message) => new Response(JSON.stringify({ kind, message }), {
+    status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
+  });
+  const t = await tr();
   await init().catch(() => {});
   if (refreshP) await withTimeout(refreshP, 8000);
   const st = current;
   const blocked = blockedReason();
-  let outcome = {};
-  if (blocked || !st) {
-    const kind = blocked ? 'verify' : (stateError && stateError.kind) || 'fetch';
-    outcome = { error: { kind, message: blocked ? t(blocked.key, blocked.vars) : t('blocked.state') } };
-  } else if (q.trim()) {
-    const readFile = async (path) => {
-      const entry = await V.resolvePath(st, path, getTree);
-      if (!entry) return null;
-      if (entry.kind === 'dir') throw new V.VerifyError('decode', `/${path}: a directory, not a file`);
-      if (entry.size > BigInt(S.MAX_SHARD)) throw new V.VerifyError('too-large', `/${path}: ${entry.size} bytes`);
-      return (await getObject(entry, (p) => ev.waitUntil(p))).bytes;
-    };
-    try {
-      outcome = { results: await S.search(q, readFile, { offset, limit }) };
-    } catch (e) {
-      outcome = { error: { kind: e.kind || 'verify', message: e.message || String(e) } };
-    }
+  if (blocked) return json(503, 'verify', t(blocked.key, blocked.vars));
+  if (!st) return json(503, (stateError && stateError.kind) || 'fetch', t('blocked.state'));
+  let path;
+  try {
+    path = decodeURIComponent(url.pathname.slice(SCOPE_PATH.length + '_samizdat/verified/'.length));
+  } catch {
+    return json(400, 'decode', 'not a path');
   }
-  const r = S.renderSearch(t, { scope: SCOPE_PATH, query: q, offset, limit, seq: st ? st.seq : '', outcome });
-  return page(t, r.status, r.title, r.body, r.state);
+  try {
+    const entry = await V.resolvePath(st, path, getTree);
+    if (!entry) return json(404, 'missing', `/${path} is not in snapshot ${st.seq}`);
+    if (entry.kind === 'dir') return json(404, 'missing', `/${path}: a directory, not a file`);
+    const bytes = (await getObject(entry, (p) => ev.waitUntil(p))).bytes;
+    return new Response(bytes, {
+      headers: { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'samizdat-seq': String(st.seq) },
+    });
+  } catch (e) {
+    return json(502, e.kind || 'verify', e.message || String(e));
+  }
 }
 
 // ---------- routing ----------
@@ -636,7 +648,8 @@ self.addEventListener('fetch', (e) => {
   const rel = url.pathname.slice(SCOPE_PATH.length);
   if (rel === '_samizdat-sw.js') return;
   if (rel.startsWith('_samizdat/web/')) { e.respondWith(webAsset(req, (p) => e.waitUntil(p))); return; }
-  if (rel === '_samizdat/search') { e.respondWith(searchPage(url, e)); return; }
+  if (rel === '_samizdat/search') { e.respondWith(searchPage(url)); return; }
+  if (rel.startsWith(SEARCH_FILES)) { e.respondWith(verifiedIndexFile(url, e)); return; }
   // The loader, the repository and the mirror's own /_samizdat/ pages go to
   // the network. (On a mirror W may itself be /_samizdat/site/<fp>/: paths
   // under it are site content.)
