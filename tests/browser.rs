@@ -667,7 +667,7 @@ fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index()
     let s = b.goto(&format!("{}news/_samizdat/", n.url()));
     assert_eq!(s.state, "verified", "{s:#?}");
     let anchor = samizdat::anchor::Anchor::load(&c.pubkey()).unwrap();
-    let src = samizdat::store::Store::at(&c.path("repo"));
+    let src = samizdat::store::Store::at(c.path("repo"));
     let v = samizdat::source::load_verified(&src, &anchor).unwrap();
     let listing = samizdat::source::list(&src, &v.snapshot).unwrap();
     let shards: Vec<_> = listing

@@ -216,6 +216,8 @@ fn add(map: &mut Postings, cjk: &mut Fast<u64, Lists>, t: Tok<'_>, doc: u32, tit
 
 /// An index file to write: its tree path and bytes.
 type File = (String, Vec<u8>);
+/// Posting lists split by hash bucket (one entry per merge bucket).
+type Buckets = Vec<Vec<(Key, Lists)>>;
 
 /// Tokenizes `pages` (sorted by path) in parallel and writes one segment.
 fn build_segment(
@@ -258,11 +260,11 @@ fn build_segment(
     use std::hash::BuildHasher;
     let hasher = foldhash::fast::FixedState::default();
     let mut docs = Vec::with_capacity(pages.len());
-    let mut by_bucket: Vec<Vec<Vec<(Key, Lists)>>> = (0..BUCKETS).map(|_| Vec::new()).collect();
-    let split: Vec<(Vec<Doc>, Vec<Vec<(Key, Lists)>>)> = parts
+    let mut by_bucket: Vec<Buckets> = (0..BUCKETS).map(|_| Vec::new()).collect();
+    let split: Vec<(Vec<Doc>, Buckets)> = parts
         .into_par_iter()
         .map(|(_, d, words, cjk)| {
-            let mut b: Vec<Vec<(Key, Lists)>> = (0..BUCKETS).map(|_| Vec::new()).collect();
+            let mut b: Buckets = (0..BUCKETS).map(|_| Vec::new()).collect();
             let all = words
                 .into_iter()
                 .map(|(k, v)| (Key::Word(k), v))
