@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use crate::support::{Cli, p, samizdat};
+use crate::support::{Cli, news_site, p, samizdat};
 
 /// Recall averaged over the queries, over all of them and over each kind.
 const RECALL: f64 = 0.98;
@@ -32,14 +32,17 @@ fn the_gold_set_finds_what_readers_search_for() {
         serde_json::from_str(&std::fs::read_to_string(root.join("tests/search/gold.json")).unwrap()).unwrap();
     let c = Cli::new();
     let site = c.path("news");
-    let made = std::process::Command::new("python3")
-        .arg(root.join("../shared/corpus/make-news-site.py"))
-        .args(["--out", &p(&site)])
-        .args(["--articles", &gold["articles"].to_string(), "--seed", &gold["seed"].to_string()])
-        .args(["--day", &gold["day"].to_string()])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    news_site(
+        &site,
+        &[
+            "--articles",
+            &gold["articles"].to_string(),
+            "--seed",
+            &gold["seed"].to_string(),
+            "--day",
+            &gold["day"].to_string(),
+        ],
+    );
     samizdat(["bundle", &p(&site), "--keys", &c.s("keys"), "--repo", &c.s("repo")]).ok();
 
     let queries = gold["queries"].as_array().unwrap();

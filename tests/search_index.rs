@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::daemon::{Daemon, config, request};
-use crate::support::{Cli, samizdat, write_site};
+use crate::support::{Cli, news_site, samizdat, write_site};
 
 fn page(title: &str, body: &str) -> Vec<u8> {
     format!("<!doctype html><html><head><title>{title}</title></head><body><header>Site chrome</header><main><h1>{title}</h1><p>{body}</p></main></body></html>").into_bytes()
@@ -101,13 +101,7 @@ fn index_objects(repo: &Path, trust: &str) -> u64 {
 fn rebundling_after_a_few_changed_pages_writes_index_bytes_in_proportion_to_them() {
     let c = Cli::new();
     std::fs::remove_dir_all(c.path("site")).unwrap();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/make-news-site.py");
-    let made = std::process::Command::new("python3")
-        .arg(&corpus)
-        .args(["--out", &c.s("site"), "--articles", "400"])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    news_site(&c.path("site"), &["--articles", "400"]);
     c.bundle().ok();
     let full = index_objects(&c.path("repo"), &c.pubkey());
     let old = std::fs::read_to_string(c.path("site/2012/01/article-000000.html")).unwrap();
@@ -245,13 +239,7 @@ fn a_bundle_killed_while_it_writes_the_index_leaves_the_old_snapshot_searchable_
     use crate::crash::{assert_no_leftovers, count_files, kill_when, spawn, verified_seq};
     let c = Cli::new();
     std::fs::remove_dir_all(c.path("site")).unwrap();
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/make-news-site.py");
-    let made = std::process::Command::new("python3")
-        .arg(&corpus)
-        .args(["--out", &c.s("site"), "--articles", "600"])
-        .output()
-        .unwrap();
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    news_site(&c.path("site"), &["--articles", "600"]);
     let args: Vec<String> =
         ["bundle", &c.s("site"), "--keys", &c.s("keys"), "--repo", &c.s("repo")].map(String::from).to_vec();
     let objects = c.path("repo/objects");

@@ -86,6 +86,28 @@ pub fn sample_files() -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// Generates the deterministic news site (tests/corpus/make-news-site.py) into `out`.
+pub fn news_site(out: &Path, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/make-news-site.py");
+    let made = Command::new("python3").arg(&script).arg("--out").arg(out).args(args).output().unwrap();
+    assert!(made.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&made.stderr));
+}
+
+#[test]
+fn the_vendored_news_generator_matches_the_shared_one() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let shared = root.join("../shared/corpus/make-news-site.py");
+    // The shared generator exists only in the project's work tree, not in every clone.
+    if let Ok(theirs) = std::fs::read(&shared) {
+        let ours = std::fs::read(root.join("tests/corpus/make-news-site.py")).unwrap();
+        assert!(
+            ours == theirs,
+            "tests/corpus/make-news-site.py differs from {}: copy it again",
+            shared.display()
+        );
+    }
+}
+
 pub fn p(path: &Path) -> String {
     path.display().to_string()
 }

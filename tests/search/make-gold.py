@@ -2,7 +2,7 @@
 """Writes tests/search/gold.json, the search gold set: queries a reader of the
 sample news site would type, each with the articles it must find.
 
-The site is ../shared/corpus/make-news-site.py's, with --articles 300
+The site is tests/corpus/make-news-site.py's, with --articles 300
 --seed 2014 --day 1 (its defaults but the article count). Its article()
 gives every article's title, paragraphs and tags; this script never runs
 samizdat. An article is EXPECTED for a query iff each of the query's parts
@@ -48,7 +48,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus" / "make-news-site.py"
+CORPUS = ROOT / "tests" / "corpus" / "make-news-site.py"
 OUT = ROOT / "tests" / "search" / "gold.json"
 ARTICLES, SEED, DAY = 300, 2014, 1
 HEADER = "China Digital Times (sample)"
