@@ -31,7 +31,27 @@ fn pages() -> Vec<(&'static str, Vec<u8>)> {
         ("2015/02/hongkong.html", html("Hong Kong 新闻自由", "香港的新聞自由 and press freedom")),
         ("index.html", html("首页", "人权 新闻")),
     ]
+    .into_iter()
+    .chain(NOTES.iter().map(|(p, t)| (*p, html(t, "Weekly notes on 新聞自由 and the courts."))))
+    .collect()
 }
+
+/// Filler pages, so the first segment has more documents than one document
+/// shard holds (FORMAT §15.2) and `index.html` lands in the second.
+const NOTES: &[(&str, &str)] = &[
+    ("2016/01/note-00.html", "Note 00"),
+    ("2016/01/note-01.html", "Note 01"),
+    ("2016/01/note-02.html", "Note 02"),
+    ("2016/01/note-03.html", "Note 03"),
+    ("2016/01/note-04.html", "Note 04"),
+    ("2016/01/note-05.html", "Note 05"),
+    ("2016/01/note-06.html", "Note 06"),
+    ("2016/01/note-07.html", "Note 07"),
+    ("2016/01/note-08.html", "Note 08"),
+    ("2016/01/note-09.html", "Note 09"),
+    ("2016/01/note-10.html", "Note 10"),
+    ("2016/01/note-11.html", "Note 11"),
+];
 
 /// Texts and queries whose tokens are vectors.
 const TEXTS: &[&str] = &[
@@ -47,10 +67,20 @@ const TEXTS: &[&str] = &[
     "supercalifragilisticexpialidociousandmore",
 ];
 
-const QUERIES: &[&str] =
-    &["台湾", "臺灣 选举", "人权", "人權 court", "petition LAWYER", "xu zhiyong 律师", "律人", "ｗｉｄｅ"];
+const QUERIES: &[&str] = &[
+    "台湾",
+    "臺灣 选举",
+    "人权",
+    "人權 court",
+    "petition LAWYER",
+    "xu zhiyong 律师",
+    "律人",
+    "ｗｉｄｅ",
+    "note 11",
+    "新闻自由",
+];
 
-/// Builds the vector index: a first segment of six pages, then a second
+/// Builds the vector index: a first segment of eighteen pages (two document shards), then a second
 /// bundle that edits one page, so the manifest has two segments and the
 /// first lists the old version as deleted.
 fn built() -> BTreeMap<String, Vec<u8>> {
@@ -78,7 +108,7 @@ fn built() -> BTreeMap<String, Vec<u8>> {
         .collect();
     // Second: the index page is edited.
     let mut two = pages();
-    two[5].1 = html("首页", "人权 新闻 today");
+    two.iter_mut().find(|(p, _)| *p == "index.html").unwrap().1 = html("首页", "人权 新闻 today");
     let (p2, o2) = mk(&two);
     let manifest = Manifest::decode(&files1["_samizdat/search/index"]).unwrap();
     let mut docs = Vec::new();
@@ -208,6 +238,11 @@ fn negatives(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, String, Vec<u8>)
     let mut terms = shard;
     terms[0].df += 40;
     out.push(("rice-short".into(), path, format::encode_terms(&terms)));
+    // The first document shard with one document too few.
+    let seg = &m.segments[0];
+    let mut docs = format::decode_docs(&files[&format::docs_path(seg, 0)], 0, seg.docs).unwrap();
+    docs.pop();
+    out.push(("docs-short".into(), format::docs_path(seg, 0), format::encode_docs(&docs)));
     out.push((
         "fold-not-idempotent".into(),
         "_samizdat/search/fold".into(),

@@ -23,7 +23,7 @@ const MAX_TOKEN = 128;
 const MAX_TITLE = 1024;
 const MAX_LEAD = 480;
 const MAX_DATE = 10;
-const DOCS_PER_SHARD = 64;
+const DOCS_PER_SHARD = 16;
 const MAX_WORD = 32;
 
 const utf8 = new TextEncoder();

@@ -10,7 +10,7 @@ use super::format::{
     self, DIR, Doc, Manifest, Segment, Term, doc_shards, encode_docs, encode_terms, rice_encode, rice_k,
 };
 use super::text::{Fold, PageText, Tok, each_tok, lead, page_text};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::hash::ContentHash;
 
 /// One page of the new snapshot that the index should hold.
@@ -164,60 +164,73 @@ fn unique_name(segs: &[(Segment, Vec<Doc>)], seq: u64) -> String {
     name
 }
 
-/// A token while building: CJK pairs packed in an integer (no allocation per token).
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Cjk(u64),
-    Word(Box<str>),
-}
-
-impl Key {
-    fn text(&self) -> String {
-        match self {
-            Key::Cjk(v) => {
-                let a = char::from_u32((v >> 21) as u32 & 0x1F_FFFF);
-                let b = char::from_u32(*v as u32 & 0x1F_FFFF);
-                a.into_iter().chain(b.filter(|_| *v & 0x1F_FFFF != 0)).collect()
-            }
-            Key::Word(w) => w.to_string(),
-        }
-    }
-}
-
+/// A word's posting lists while building, one chunk of documents.
 #[derive(Default)]
 struct Lists {
     docs: Vec<u32>,
     title: Vec<u32>,
 }
 
-/// Maps with a fast hasher: the build looks up one token per character of text.
+/// Maps with a fast hasher.
 type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-type Postings = Fast<Box<str>, Lists>;
+type Words = Fast<Box<str>, Lists>;
 
-fn add(map: &mut Postings, cjk: &mut Fast<u64, Lists>, t: Tok<'_>, doc: u32, title: bool) {
-    let lists = match t {
-        Tok::Cjk(a, b) => {
-            let v = (u64::from(a as u32) << 21) | b.map_or(0, |b| u64::from(b as u32));
-            cjk.entry(v).or_default()
-        }
-        Tok::Word(w) => {
-            if !map.contains_key(w) {
-                map.insert(w.into(), Lists::default());
+/// A CJK posting packed in one integer: the token (two code points below
+/// 2^18, the second 0 for a lone character) above the document number
+/// (below 2^24, [`format::MAX_DOCS`]) above a title bit. Sorting these
+/// sorts by token, then document, so a sorted run is a posting list.
+const DOC_SHIFT: u32 = 1;
+const KEY_SHIFT: u32 = 25;
+
+fn cjk_key(a: char, b: Option<char>) -> Option<u64> {
+    let (a, b) = (a as u32, b.map_or(0, |b| b as u32));
+    (a < 1 << 18 && b < 1 << 18).then(|| (u64::from(a) << 18) | u64::from(b))
+}
+
+fn cjk_text(key: u64) -> String {
+    let a = char::from_u32((key >> 18) as u32);
+    let b = char::from_u32((key & 0x3_FFFF) as u32).filter(|_| key & 0x3_FFFF != 0);
+    a.into_iter().chain(b).collect()
+}
+
+/// Records one token of document `doc`: CJK pairs go to `cjk` unsorted (no
+/// lookup per token, which is most of the text), words to their lists.
+fn add(words: &mut Words, cjk: &mut Vec<u64>, t: Tok<'_>, doc: u32, title: bool) {
+    let w: &str = match t {
+        Tok::Cjk(a, b) => match cjk_key(a, b) {
+            Some(k) => {
+                let v = (k << KEY_SHIFT) | (u64::from(doc) << DOC_SHIFT);
+                cjk.push(v);
+                if title {
+                    cjk.push(v | 1);
+                }
+                return;
             }
-            let Some(l) = map.get_mut(w) else { return };
-            l
-        }
+            // Not reached with §15.3's CJK ranges; kept correct anyway.
+            None => {
+                let text: String = std::iter::once(a).chain(b).collect();
+                return add(words, cjk, Tok::Word(&text), doc, title);
+            }
+        },
+        Tok::Word(w) => w,
     };
-    let list = if title { &mut lists.title } else { &mut lists.docs };
-    if list.last() != Some(&doc) {
-        list.push(doc);
+    let lists = match words.get_mut(w) {
+        Some(l) => l,
+        None => words.entry(w.into()).or_default(),
+    };
+    if lists.docs.last() != Some(&doc) {
+        lists.docs.push(doc);
+    }
+    if title && lists.title.last() != Some(&doc) {
+        lists.title.push(doc);
     }
 }
 
 /// An index file to write: its tree path and bytes.
 type File = (String, Vec<u8>);
-/// Posting lists split by hash bucket (one entry per merge bucket).
-type Buckets = Vec<Vec<(Key, Lists)>>;
+
+/// How many ranges of tokens the merge works on in parallel.
+const BUCKETS: usize = 64;
 
 /// Tokenizes `pages` (sorted by path) in parallel and writes one segment.
 fn build_segment(
@@ -226,96 +239,84 @@ fn build_segment(
     fold: &Fold,
     read: &(dyn Fn(&Page) -> Result<Vec<u8>> + Sync),
 ) -> Result<(Segment, Vec<File>)> {
+    if pages.len() as u64 > format::MAX_DOCS {
+        return Err(Error::TooLarge {
+            what: format!("the search index: {} pages in one bundle", pages.len()),
+            limit: format::MAX_DOCS,
+            setting: None,
+        });
+    }
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = pages.len().div_ceil(threads * 4).max(1);
-    type Part = (usize, Vec<Doc>, Postings, Fast<u64, Lists>);
+    type Part = (Vec<Doc>, Words, Vec<u64>);
     let parts: Vec<Result<Part>> = crate::source::in_pool(threads, || {
         pages
             .par_chunks(chunk)
             .enumerate()
             .map(|(ci, group)| {
                 let mut docs = Vec::with_capacity(group.len());
-                let mut words = Postings::default();
-                let mut cjk: Fast<u64, Lists> = Fast::default();
+                let mut words = Words::default();
+                let mut cjk: Vec<u64> = Vec::new();
                 for (i, p) in group.iter().enumerate() {
                     let n = (ci * chunk + i) as u32;
                     let bytes = read(p)?;
                     let PageText { title, body, date, lead: start } = page_text(&bytes, &p.path);
                     each_tok(&title, fold, |t| add(&mut words, &mut cjk, t, n, true));
-                    each_tok(&title, fold, |t| add(&mut words, &mut cjk, t, n, false));
                     each_tok(&body, fold, |t| add(&mut words, &mut cjk, t, n, false));
                     let title = lead(&title, format::MAX_TITLE);
                     docs.push(Doc { path: p.path.clone(), title, date, lead: lead(&start, LEAD_BYTES) });
                 }
-                Ok((ci, docs, words, cjk))
+                cjk.sort_unstable();
+                cjk.dedup();
+                Ok((docs, words, cjk))
             })
             .collect()
     })?;
-    let mut parts: Vec<Part> = parts.into_iter().collect::<Result<_>>()?;
-    parts.sort_by_key(|p| p.0);
-    // Merge in parallel: each chunk's lists go to one of BUCKETS by key,
-    // then each bucket merges its chunks in document order (so every list
-    // stays ascending) and makes its terms.
-    const BUCKETS: usize = 64;
-    use std::hash::BuildHasher;
-    let hasher = foldhash::fast::FixedState::default();
+    // par_chunks keeps chunk order, so documents stay in order.
+    let parts: Vec<Part> = parts.into_iter().collect::<Result<_>>()?;
     let mut docs = Vec::with_capacity(pages.len());
-    let mut by_bucket: Vec<Buckets> = (0..BUCKETS).map(|_| Vec::new()).collect();
-    let split: Vec<(Vec<Doc>, Buckets)> = parts
-        .into_par_iter()
-        .map(|(_, d, words, cjk)| {
-            let mut b: Buckets = (0..BUCKETS).map(|_| Vec::new()).collect();
-            let all = words
-                .into_iter()
-                .map(|(k, v)| (Key::Word(k), v))
-                .chain(cjk.into_iter().map(|(k, v)| (Key::Cjk(k), v)));
-            for (k, v) in all {
-                b[(hasher.hash_one(&k) % BUCKETS as u64) as usize].push((k, v));
-            }
-            (d, b)
-        })
-        .collect();
-    for (d, b) in split {
+    let mut words: Vec<Words> = Vec::with_capacity(parts.len());
+    let mut cjk: Vec<Vec<u64>> = Vec::with_capacity(parts.len());
+    for (d, w, c) in parts {
         docs.extend(d);
-        for (i, list) in b.into_iter().enumerate() {
-            by_bucket[i].push(list);
-        }
+        words.push(w);
+        cjk.push(c);
     }
     let n = docs.len() as u64;
     let mut terms: Vec<(u64, Term)> = Vec::new();
     let made: Vec<Vec<(u64, Term)>> = crate::source::in_pool(threads, || {
-        by_bucket
-            .into_par_iter()
-            .map(|chunks| {
-                let mut m: Fast<Key, Lists> = Fast::default();
-                for chunk in chunks {
-                    for (k, l) in chunk {
-                        let e = m.entry(k).or_default();
-                        e.docs.extend(l.docs);
-                        e.title.extend(l.title);
-                    }
-                }
-                m.into_iter()
-                    .map(|(k, l)| {
-                        let (dk, tk) = (rice_k(l.docs.len() as u64, n), rice_k(l.title.len() as u64, n));
-                        let token = k.text();
-                        let h = crate::hash::sha256(token.as_bytes());
-                        let b = h.as_bytes();
-                        let top16 = u64::from(b[0]) << 8 | u64::from(b[1]);
-                        let t = Term {
-                            token,
-                            df: l.docs.len() as u64,
-                            k: dk,
-                            docs: rice_encode(&l.docs, dk),
-                            tdf: l.title.len() as u64,
-                            tk,
-                            title: rice_encode(&l.title, tk),
-                        };
-                        (top16, t)
-                    })
-                    .collect()
-            })
-            .collect()
+        let cjk_terms = cjk_buckets(&cjk).into_par_iter().map(|b| {
+            let mut run: Vec<u64> = Vec::with_capacity(b.iter().map(|s| s.len()).sum());
+            for part in b {
+                run.extend_from_slice(part);
+            }
+            // Each part is sorted and holds later documents than the one
+            // before, so a stable sort only merges the parts.
+            run.sort();
+            run.chunk_by(|a, b| a >> KEY_SHIFT == b >> KEY_SHIFT)
+                .map(|postings| {
+                    let docs = postings.iter().filter(|v| *v & 1 == 0);
+                    let title = postings.iter().filter(|v| *v & 1 == 1);
+                    let doc = |v: &u64| ((v >> DOC_SHIFT) & 0xFF_FFFF) as u32;
+                    term(cjk_text(postings[0] >> KEY_SHIFT), docs.map(doc), title.map(doc), n)
+                })
+                .collect::<Vec<_>>()
+        });
+        let word_terms = word_buckets(words).into_par_iter().map(|b| {
+            // Each chunk holds a word at most once and chunks are in
+            // document order, so sorting by (word, chunk) lines up each
+            // word's lists in ascending document order.
+            let mut all: Vec<(Box<str>, usize, Lists)> = b;
+            all.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            all.chunk_by(|a, b| a.0 == b.0)
+                .map(|run| {
+                    let docs = run.iter().flat_map(|r| r.2.docs.iter().copied());
+                    let title = run.iter().flat_map(|r| r.2.title.iter().copied());
+                    term(run[0].0.to_string(), docs, title, n)
+                })
+                .collect::<Vec<_>>()
+        });
+        cjk_terms.chain(word_terms).collect()
     })?;
     for v in made {
         terms.extend(v);
@@ -345,4 +346,52 @@ fn build_segment(
         files.push((format::docs_path(&seg, s), encode_docs(&docs[lo..hi])));
     }
     Ok((seg, files))
+}
+
+/// A term and the first 16 bits of SHA-256 of its token (its shard, §15.2).
+fn term(
+    token: String,
+    docs: impl Iterator<Item = u32> + Clone,
+    title: impl Iterator<Item = u32> + Clone,
+    n: u64,
+) -> (u64, Term) {
+    let (df, tdf) = (docs.clone().count() as u64, title.clone().count() as u64);
+    let (k, tk) = (rice_k(df, n), rice_k(tdf, n));
+    let h = crate::hash::sha256(token.as_bytes());
+    let b = h.as_bytes();
+    let top16 = u64::from(b[0]) << 8 | u64::from(b[1]);
+    (top16, Term { token, df, k, docs: rice_encode(docs, k), tdf, tk, title: rice_encode(title, tk) })
+}
+
+/// Splits every part's sorted CJK postings into [`BUCKETS`] ranges of
+/// tokens, cut at the same tokens in every part (taken from the largest).
+fn cjk_buckets(parts: &[Vec<u64>]) -> Vec<Vec<&[u64]>> {
+    let Some(big) = parts.iter().max_by_key(|p| p.len()) else { return Vec::new() };
+    let mut cuts: Vec<u64> =
+        (1..BUCKETS).map(|i| big.get(i * big.len() / BUCKETS).map_or(u64::MAX, |v| v >> KEY_SHIFT)).collect();
+    cuts.dedup();
+    let mut out: Vec<Vec<&[u64]>> = (0..=cuts.len()).map(|_| Vec::new()).collect();
+    for p in parts {
+        let mut lo = 0;
+        for (i, &c) in cuts.iter().enumerate() {
+            let hi = lo + p[lo..].partition_point(|v| v >> KEY_SHIFT < c);
+            out[i].push(&p[lo..hi]);
+            lo = hi;
+        }
+        out[cuts.len()].push(&p[lo..]);
+    }
+    out
+}
+
+/// Every chunk's word lists, split into [`BUCKETS`] by a hash of the word.
+fn word_buckets(chunks: Vec<Words>) -> Vec<Vec<(Box<str>, usize, Lists)>> {
+    use std::hash::BuildHasher;
+    let hasher = foldhash::fast::FixedState::default();
+    let mut out: Vec<Vec<(Box<str>, usize, Lists)>> = (0..BUCKETS).map(|_| Vec::new()).collect();
+    for (ci, words) in chunks.into_iter().enumerate() {
+        for (w, l) in words {
+            out[(hasher.hash_one(&w) % BUCKETS as u64) as usize].push((w, ci, l));
+        }
+    }
+    out
 }

@@ -10,7 +10,7 @@ pub const SEARCH_FORMAT: u64 = 1;
 /// Where the index lives in a snapshot's tree.
 pub const DIR: &str = "_samizdat/search";
 /// Documents per document shard.
-pub const DOCS_PER_SHARD: u64 = 64;
+pub const DOCS_PER_SHARD: u64 = 16;
 /// Largest `term_bits`.
 pub const MAX_TERM_BITS: u64 = 16;
 pub const MAX_SEGMENTS: u64 = 1024;
@@ -319,35 +319,50 @@ pub fn rice_k(n: u64, universe: u64) -> u64 {
 }
 
 /// Rice-codes ascending document numbers (FORMAT §15.4).
-pub fn rice_encode(nums: &[u32], k: u64) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut acc: u64 = 0;
-    let mut nbits = 0u32;
-    let push = |bit: bool, acc: &mut u64, nbits: &mut u32, out: &mut Vec<u8>| {
-        *acc = (*acc << 1) | u64::from(bit);
-        *nbits += 1;
-        if *nbits == 8 {
-            out.push(*acc as u8);
-            *acc = 0;
-            *nbits = 0;
-        }
-    };
+pub fn rice_encode(nums: impl IntoIterator<Item = u32>, k: u64) -> Vec<u8> {
+    let mut w = BitWriter::default();
     let mut prev: i64 = -1;
-    for &d in nums {
+    for d in nums {
         let g = (i64::from(d) - prev - 1) as u64;
         prev = i64::from(d);
-        for _ in 0..(g >> k) {
-            push(true, &mut acc, &mut nbits, &mut out);
+        let mut q = g >> k;
+        while q >= 32 {
+            w.put(u64::from(u32::MAX), 32);
+            q -= 32;
         }
-        push(false, &mut acc, &mut nbits, &mut out);
-        for i in (0..k).rev() {
-            push((g >> i) & 1 == 1, &mut acc, &mut nbits, &mut out);
+        // q ones then a zero, then the k low bits of the gap.
+        w.put(((1u64 << q) - 1) << 1, q as u32 + 1);
+        w.put(g & ((1u64 << k) - 1), k as u32);
+    }
+    w.finish()
+}
+
+/// Bits written most significant first, the last byte padded with zeros.
+#[derive(Default)]
+struct BitWriter {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl BitWriter {
+    /// Appends the low `bits` (≤ 33) bits of `v`.
+    fn put(&mut self, v: u64, bits: u32) {
+        self.acc = (self.acc << bits) | v;
+        self.n += bits;
+        while self.n >= 8 {
+            self.n -= 8;
+            self.out.push((self.acc >> self.n) as u8);
         }
+        self.acc &= (1u64 << self.n) - 1;
     }
-    if nbits > 0 {
-        out.push((acc << (8 - nbits)) as u8);
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push((self.acc << (8 - self.n)) as u8);
+        }
+        self.out
     }
-    out
 }
 
 /// Decodes exactly `n` Rice-coded numbers, each below `universe`, refusing
@@ -416,14 +431,14 @@ mod tests {
         fn rice_round_trips(mut v in proptest::collection::vec(0u32..100_000, 0..300), k in 0u64..20) {
             v.sort_unstable();
             v.dedup();
-            let enc = rice_encode(&v, k);
+            let enc = rice_encode(v.iter().copied(), k);
             prop_assert_eq!(rice_decode(&enc, v.len() as u64, k, 100_000, "t").unwrap(), v);
         }
     }
 
     #[test]
     fn rice_refuses_short_long_padded_and_out_of_range_lists() {
-        let enc = rice_encode(&[1, 5, 9], 2);
+        let enc = rice_encode([1, 5, 9], 2);
         // 9 bits hold the three numbers; 7 bits of padding cannot hold seven more.
         assert!(rice_decode(&enc, 10, 2, 100, "t").is_err(), "too few values");
         let mut long = enc.clone();

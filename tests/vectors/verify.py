@@ -711,9 +711,12 @@ def rice_decode(b, n, k, universe):
     return out
 
 
+DOCS_PER_SHARD = 16  # FORMAT §15.2
+
+
 def decode_search_docs(b, shard, docs):
     v = cbor_decode(b, 16 << 20)
-    want = min(64, docs - shard * 64)
+    want = min(DOCS_PER_SHARD, docs - shard * DOCS_PER_SHARD)
     need(isinstance(v, list) and len(v) == want, "document shard: %d documents expected" % want)
     for d in v:
         need(isinstance(d, list) and len(d) == 4 and all(isinstance(x, str) for x in d), "doc: 4 strings")
@@ -757,9 +760,9 @@ def search_query(get, q, limit=100):
     out = []
     for _, si, n in matches[:limit]:
         seg = segs[si]
-        nshards = (seg["docs"] + 63) // 64
-        docs = decode_search_docs(get(d + seg["name"] + "/docs/" + shard_path(n // 64, nshards - 1)), n // 64, seg["docs"])
-        out.append(docs[n % 64][0])
+        nshards = (seg["docs"] + DOCS_PER_SHARD - 1) // DOCS_PER_SHARD
+        docs = decode_search_docs(get(d + seg["name"] + "/docs/" + shard_path(n // DOCS_PER_SHARD, nshards - 1)), n // DOCS_PER_SHARD, seg["docs"])
+        out.append(docs[n % DOCS_PER_SHARD][0])
     return toks, out
 
 

@@ -133,7 +133,9 @@ test('shard paths: one hex digit per level (§15.2)', () => {
   assert.equal(s.shardPath(0, 0), '0');
   assert.equal(s.shardPath(255, 8191), '0/0/f/f');
   const seg = { name: 's1', docs: 300, termBits: 4 };
-  assert.equal(s.docsPath(seg, 4), '_samizdat/search/s1/docs/4');
+  // 300 documents make 19 shards of 16 (§15.2), so two digits.
+  assert.equal(s.docsPath(seg, 4), '_samizdat/search/s1/docs/0/4');
+  assert.equal(s.docsPath({ ...seg, docs: 256 }, 15), '_samizdat/search/s1/docs/f');
   assert.equal(s.termsPath(seg, 10), '_samizdat/search/s1/terms/a');
 });
 
@@ -145,9 +147,12 @@ test('the manifest, fold, term and document shards are decoded strictly', () => 
   assert.throws(() => s.decodeFold(Uint8Array.of(0x82, 0x82, 0x02, 0x01, 0x82, 0x01, 0x03)), /ascending/);
   assert.throws(() => s.decodeTerms(Uint8Array.of(0x81, 0x80)), /array of 7/);
   const docs = file('_samizdat/search/s1/docs/0');
-  const n = s.decodeDocs(docs, 0, m[0].docs).length;
-  assert.equal(n, m[0].docs);
-  assert.throws(() => s.decodeDocs(docs, 0, m[0].docs + 1), /documents, expected/);
+  // The first segment has 18 documents: 16 in shard 0, 2 in shard 1.
+  assert.equal(m[0].docs, 18);
+  assert.equal(s.decodeDocs(docs, 0, m[0].docs).length, 16);
+  assert.equal(s.decodeDocs(file('_samizdat/search/s1/docs/1'), 1, m[0].docs).length, 2);
+  assert.throws(() => s.decodeDocs(docs, 0, 15), /documents, expected/);
+  assert.throws(() => s.decodeDocs(docs, 1, m[0].docs), /documents, expected/);
   // A trailing byte is not canonical.
   assert.throws(() => s.decodeDocs(Uint8Array.of(...docs, 0), 0, m[0].docs), /trailing/);
 });
