@@ -281,8 +281,12 @@ pub fn search(data: &[u8]) {
     if format::decode_fold(data).is_ok() {
         assert_canonical(data, "search fold");
     }
-    if format::decode_docs(data, 0, 64).is_ok() {
-        assert_canonical(data, "search document shard");
+    // A full first shard of either format (16 or 64 documents).
+    for per in [16, 64] {
+        let seg = format::Segment { per_shard: per, ..format::Segment::new("s1", per, 0) };
+        if format::decode_docs(data, &seg, 0).is_ok() {
+            assert_canonical(data, "search document shard");
+        }
     }
     if let Ok(terms) = format::decode_terms(data) {
         assert_canonical(data, "search term shard");

@@ -114,8 +114,8 @@ fn built() -> BTreeMap<String, Vec<u8>> {
     let mut docs = Vec::new();
     for seg in &manifest.segments {
         let mut d = Vec::new();
-        for s in 0..format::doc_shards(seg.docs) {
-            d.extend(format::decode_docs(&files1[&format::docs_path(seg, s)], s, seg.docs).unwrap());
+        for s in 0..seg.doc_shards() {
+            d.extend(format::decode_docs(&files1[&format::docs_path(seg, s)], seg, s).unwrap());
         }
         docs.push(d);
     }
@@ -168,6 +168,11 @@ impl samizdat::source::Source for Mem {
 }
 
 fn expected(files: &BTreeMap<String, Vec<u8>>) -> String {
+    expected_for(files, QUERIES)
+}
+
+/// The expected answers over `files` to `queries`.
+fn expected_for(files: &BTreeMap<String, Vec<u8>>, queries: &[&str]) -> String {
     let fold = Fold::builtin();
     let mut out = serde_json::Map::new();
     let toks: Vec<serde_json::Value> =
@@ -184,7 +189,7 @@ fn expected(files: &BTreeMap<String, Vec<u8>>) -> String {
         })
         .collect();
     let ix = samizdat::search::Index::open(&mem, &refs).unwrap().unwrap();
-    let qs: Vec<serde_json::Value> = QUERIES
+    let qs: Vec<serde_json::Value> = queries
         .iter()
         .map(|q| {
             let r = ix.search(&mem, q, 0, 100).unwrap();
@@ -210,8 +215,8 @@ fn negatives(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, String, Vec<u8>)
     bad.segments[0].term_bits = 17;
     out.push(("term-bits-17".into(), "_samizdat/search/index".into(), bad.encode()));
     let mut v2 = m.encode();
-    v2[2] = 2; // {0: 2, ...}: search format 2
-    out.push(("format-2".into(), "_samizdat/search/index".into(), v2));
+    v2[2] = 3; // {0: 3, ...}: search format 3
+    out.push(("format-3".into(), "_samizdat/search/index".into(), v2));
     // A term shard with a set padding bit in one list.
     let seg = &m.segments[0];
     let fails = |t: &format::Term| format::rice_decode(&t.docs, t.df, t.k, seg.docs, &t.token).is_err();
@@ -240,7 +245,7 @@ fn negatives(files: &BTreeMap<String, Vec<u8>>) -> Vec<(String, String, Vec<u8>)
     out.push(("rice-short".into(), path, format::encode_terms(&terms)));
     // The first document shard with one document too few.
     let seg = &m.segments[0];
-    let mut docs = format::decode_docs(&files[&format::docs_path(seg, 0)], 0, seg.docs).unwrap();
+    let mut docs = format::decode_docs(&files[&format::docs_path(seg, 0)], seg, 0).unwrap();
     docs.pop();
     out.push(("docs-short".into(), format::docs_path(seg, 0), format::encode_docs(&docs)));
     out.push((
@@ -319,6 +324,11 @@ fn every_negative_search_vector_is_refused() {
             Manifest::decode(&bytes).is_err()
         } else if target.ends_with("/fold") {
             format::decode_fold(&bytes).is_err()
+        } else if target.contains("/docs/") {
+            let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
+            let seg = m.segments.iter().find(|s| target.contains(&format!("/{}/", s.name))).unwrap();
+            let shard = (0..seg.doc_shards()).find(|&s| format::docs_path(seg, s) == target).unwrap();
+            format::decode_docs(&bytes, seg, shard).is_err()
         } else {
             let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
             let seg = &m.segments[0];
@@ -332,4 +342,74 @@ fn every_negative_search_vector_is_refused() {
         };
         assert!(refused, "negative search vector {name} was accepted");
     }
+}
+
+/// Format 1 indexes (64 documents per document shard), as the first
+/// release wrote them, are still read: the committed files answer every
+/// query as they did then.
+#[test]
+fn format_1_search_vectors_still_answer_as_they_did() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search-v1");
+    let files: BTreeMap<String, Vec<u8>> = committed(&base.join("index"));
+    let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
+    assert_eq!(m.format, 1);
+    assert!(m.segments.iter().all(|s| s.per_shard == 64));
+    let want = std::fs::read_to_string(base.join("expected.json")).unwrap();
+    assert_eq!(expected_for(&files, &v1_queries()), want, "format 1 vectors answer differently today");
+}
+
+/// A publisher whose previous snapshot has a format 1 index gets a format 2
+/// index of all pages (nothing of the old one kept) that answers the same.
+#[test]
+fn a_format_1_index_is_rebuilt_whole_as_format_2() {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search-v1");
+    let old: BTreeMap<String, Vec<u8>> = committed(&base.join("index"));
+    let manifest = Manifest::decode(&old["_samizdat/search/index"]).unwrap();
+    let mut docs = Vec::new();
+    for seg in &manifest.segments {
+        let mut d = Vec::new();
+        for s in 0..seg.doc_shards() {
+            d.extend(format::decode_docs(&old[&format::docs_path(seg, s)], seg, s).unwrap());
+        }
+        docs.push(d);
+    }
+    // The format 1 vectors' site: the first six pages, index.html edited.
+    let mut site: Vec<(&str, Vec<u8>)> =
+        pages().into_iter().filter(|(p, _)| !p.starts_with("2016/")).collect();
+    site.iter_mut().find(|(p, _)| *p == "index.html").unwrap().1 = html("首页", "人权 新闻 today");
+    let objects: BTreeMap<_, _> = site.iter().map(|(_, b)| (object_hash(b), b.clone())).collect();
+    let list: Vec<Page> = site
+        .iter()
+        .map(|(p, b)| Page { path: p.to_string(), hash: object_hash(b), size: b.len() as u64 })
+        .collect();
+    let prev = samizdat::search::Previous {
+        manifest,
+        docs,
+        files: old.iter().map(|(p, b)| (p.clone(), (object_hash(b), b.len() as u64))).collect(),
+        pages: list.iter().map(|p| (p.path.clone(), p.hash)).collect(),
+    };
+    let read = |p: &Page| Ok(objects[&p.hash].clone());
+    let out = build(&list, Some(&prev), 3, &Fold::builtin(), &read).unwrap();
+    let files: BTreeMap<String, Vec<u8>> = out
+        .into_iter()
+        .map(|(p, c)| match c {
+            Content::New(b) => (p, b),
+            Content::Kept { .. } => panic!("{p}: kept from a format 1 index"),
+        })
+        .collect();
+    let m = Manifest::decode(&files["_samizdat/search/index"]).unwrap();
+    assert_eq!((m.format, m.segments.len(), m.segments[0].docs, m.segments[0].per_shard), (2, 1, 6, 16));
+    let v1: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("expected.json")).unwrap()).unwrap();
+    let now: serde_json::Value = serde_json::from_str(&expected_for(&files, &v1_queries())).unwrap();
+    assert_eq!(now["queries"], v1["queries"]);
+}
+
+/// The queries of the format 1 vectors (the first release's list).
+fn v1_queries() -> Vec<&'static str> {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search-v1/expected.json");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(base).unwrap()).unwrap();
+    let qs: Vec<String> =
+        v["queries"].as_array().unwrap().iter().map(|q| q["query"].as_str().unwrap().to_string()).collect();
+    qs.into_iter().map(|q| &*Box::leak(q.into_boxed_str())).collect()
 }

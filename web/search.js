@@ -23,7 +23,8 @@ const MAX_TOKEN = 128;
 const MAX_TITLE = 1024;
 const MAX_LEAD = 480;
 const MAX_DATE = 10;
-const DOCS_PER_SHARD = 16;
+// Search formats this reader knows; documents per document shard in each (§15.2).
+const FORMATS = new Map([[1n, 64], [2n, 16]]);
 const MAX_WORD = 32;
 
 const utf8 = new TextEncoder();
@@ -153,13 +154,14 @@ const textOf = (v, what, field, maxBytes) => {
   return v;
 };
 
-/** The manifest → [{name, docs, termBits, deleted: Set}], oldest first. */
+/** The manifest → [{name, docs, termBits, deleted: Set, perShard}], oldest first. */
 export function decodeManifest(bytes, what = `search index ${DIR}/index`) {
   const m = decodeCbor(bytes, what, MAX_MANIFEST);
   need(m instanceof CborMap, what, 'not a map');
   const [first, second] = m.entries;
   need(first && first[0] === 0n, what, 'key 0 (search format) expected first');
-  if (first[1] !== 1n) throw new VerifyError('decode', `${what}: search format ${String(first[1])} is not supported (this reader knows 1); upgrade samizdat`);
+  const perShard = FORMATS.get(first[1]);
+  if (!perShard) throw new VerifyError('decode', `${what}: search format ${String(first[1])} is not supported (this reader knows 1 and 2); upgrade samizdat`);
   need(m.entries.length === 2 && second[0] === 1n, what, `map of ${m.entries.length} entries, expected keys 0 and 1`);
   const segs = second[1];
   need(Array.isArray(segs) && segs.length >= 1 && segs.length <= MAX_SEGMENTS, what, 'segments: 1 to 1024 expected');
@@ -178,7 +180,7 @@ export function decodeManifest(bytes, what = `search index ${DIR}/index`) {
     const deleted = s[3].map((d) => small(d, what, `${at} deleted`, MAX_DOCS));
     need(deleted.every((d, j) => !j || deleted[j - 1] < d) && !(deleted.length && deleted[deleted.length - 1] >= docs),
       what, `${at}: deleted list not strictly ascending below ${docs}`);
-    return { name, docs, termBits, deleted: new Set(deleted) };
+    return { name, docs, termBits, deleted: new Set(deleted), perShard };
   });
 }
 
@@ -225,9 +227,9 @@ export function decodeTerms(bytes, what = 'search term shard') {
   return out;
 }
 
-/** Document shard `shard` of a segment of `docs` documents → [{path, title, date, lead}]. */
-export function decodeDocs(bytes, shard, docs, what = 'search document shard') {
-  const want = Math.min(DOCS_PER_SHARD, Math.max(0, docs - shard * DOCS_PER_SHARD));
+/** Document shard `shard` of segment `seg` → [{path, title, date, lead}]. */
+export function decodeDocs(bytes, seg, shard, what = 'search document shard') {
+  const want = Math.min(seg.perShard, Math.max(0, seg.docs - shard * seg.perShard));
   const v = decodeCbor(bytes, what, MAX_SHARD);
   need(Array.isArray(v) && v.length === want, what, `${Array.isArray(v) ? v.length : 'no'} documents, expected ${want}`);
   return v.map((d, i) => {
@@ -253,7 +255,7 @@ export function shardPath(n, max) {
   return n.toString(16).padStart(digits, '0').split('').join('/');
 }
 export const termsPath = (seg, s) => `${DIR}/${seg.name}/terms/${shardPath(s, 2 ** seg.termBits - 1)}`;
-export const docsPath = (seg, s) => `${DIR}/${seg.name}/docs/${shardPath(s, Math.max(0, Math.ceil(seg.docs / DOCS_PER_SHARD) - 1))}`;
+export const docsPath = (seg, s) => `${DIR}/${seg.name}/docs/${shardPath(s, Math.max(0, Math.ceil(seg.docs / seg.perShard) - 1))}`;
 
 /** The term shard of `token` in a segment of `bits` term bits. */
 export async function shardOf(token, bits) {
@@ -324,13 +326,14 @@ export async function search(query, readFile, { offset = 0, limit = 20 } = {}) {
   const docShards = new Map();
   for (const [, si, d] of shown) {
     const seg = segs[si];
-    const s = Math.floor(d / DOCS_PER_SHARD);
+    const s = Math.floor(d / seg.perShard);
     const path = docsPath(seg, s);
-    if (!docShards.has(path)) docShards.set(path, quiet(read(path).then((b) => decodeDocs(b, s, seg.docs, `search index ${path}`))));
+    if (!docShards.has(path)) docShards.set(path, quiet(read(path).then((b) => decodeDocs(b, seg, s, `search index ${path}`))));
   }
   await Promise.all(docShards.values());
   for (const [tm, si, d] of shown) {
-    const doc = (await docShards.get(docsPath(segs[si], Math.floor(d / DOCS_PER_SHARD))))[d % DOCS_PER_SHARD];
+    const seg = segs[si];
+    const doc = (await docShards.get(docsPath(seg, Math.floor(d / seg.perShard))))[d % seg.perShard];
     res.hits.push({ ...doc, titleMatches: tm });
   }
   return res;

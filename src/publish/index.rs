@@ -94,6 +94,16 @@ fn previous(repo: &Writer, cur: &Verified) -> Result<Option<Previous>> {
     let store = repo.store();
     let listing = source::list(store, &cur.snapshot)?;
     let Some(ix) = Index::open(store, &listing.files)? else { return Ok(None) };
+    if ix.manifest().format != search::SEARCH_FORMAT {
+        return Err(Error::decode(
+            "search index manifest",
+            format!(
+                "search format {}, and this build writes {} (its segments cannot be kept)",
+                ix.manifest().format,
+                search::SEARCH_FORMAT
+            ),
+        ));
+    }
     let docs = ix.all_docs(store)?;
     let pages = listing.files.iter().filter(|f| is_page(&f.path)).map(|f| (f.path.clone(), f.hash)).collect();
     Ok(Some(Previous { manifest: ix.manifest().clone(), docs, files: ix.files().clone(), pages }))

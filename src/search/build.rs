@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 
 use super::format::{
-    self, DIR, Doc, Manifest, Segment, Term, doc_shards, encode_docs, encode_terms, rice_encode, rice_k,
+    self, DIR, Doc, Manifest, Segment, Term, encode_docs, encode_terms, rice_encode, rice_k,
 };
 use super::text::{Fold, PageText, Tok, each_tok, lead, page_text};
 use crate::error::{Error, Result};
@@ -62,6 +62,8 @@ pub fn build(
     fold: &Fold,
     read: &(dyn Fn(&Page) -> Result<Vec<u8>> + Sync),
 ) -> Result<Vec<(String, Content)>> {
+    // An index of an older format is rebuilt whole: its segments cannot be kept.
+    let prev = prev.filter(|p| p.manifest.format == format::SEARCH_FORMAT);
     let now: HashMap<&str, &Page> = pages.iter().map(|p| (p.path.as_str(), p)).collect();
     let mut segs: Vec<(Segment, Vec<Doc>)> = Vec::new();
     let mut live_paths: HashSet<&str> = HashSet::new();
@@ -327,7 +329,7 @@ fn build_segment(
     while bits < format::MAX_TERM_BITS && total >> bits > SHARD_TARGET {
         bits += 1;
     }
-    let seg = Segment { name: name.to_string(), docs: n, term_bits: bits, deleted: Vec::new() };
+    let seg = Segment::new(name, n, bits);
     let mut shards: BTreeMap<u64, Vec<Term>> = (0..1u64 << bits).map(|s| (s, Vec::new())).collect();
     for (top16, t) in terms.drain(..) {
         // The first 16 bits of SHA-256(token), as `shard_of` computes them.
@@ -340,9 +342,9 @@ fn build_segment(
             (format::terms_path(&seg, s), encode_terms(&list))
         })
         .collect();
-    for s in 0..doc_shards(n) {
-        let lo = (s * format::DOCS_PER_SHARD) as usize;
-        let hi = (lo + format::DOCS_PER_SHARD as usize).min(docs.len());
+    for s in 0..seg.doc_shards() {
+        let lo = (s * seg.per_shard) as usize;
+        let hi = (lo + seg.per_shard as usize).min(docs.len());
         files.push((format::docs_path(&seg, s), encode_docs(&docs[lo..hi])));
     }
     Ok((seg, files))

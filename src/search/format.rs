@@ -5,12 +5,19 @@ use crate::cbor::{Writer, decode_canonical};
 use crate::error::{Error, Result};
 use crate::hash::sha256;
 
-/// Search format version (FORMAT §15).
-pub const SEARCH_FORMAT: u64 = 1;
+/// Search format version this build writes (FORMAT §15). It also reads 1.
+pub const SEARCH_FORMAT: u64 = 2;
+/// The oldest search format this build reads.
+pub const OLDEST_FORMAT: u64 = 1;
 /// Where the index lives in a snapshot's tree.
 pub const DIR: &str = "_samizdat/search";
-/// Documents per document shard.
-pub const DOCS_PER_SHARD: u64 = 16;
+/// Documents per document shard in search format `format` (§15.2):
+/// 64 in format 1, 16 from format 2 on.
+pub fn docs_per_shard(format: u64) -> u64 {
+    if format == 1 { 64 } else { 16 }
+}
+/// The most documents any format puts in one shard.
+const MAX_PER_SHARD: u64 = 64;
 /// Largest `term_bits`.
 pub const MAX_TERM_BITS: u64 = 16;
 pub const MAX_SEGMENTS: u64 = 1024;
@@ -28,11 +35,38 @@ pub struct Segment {
     pub docs: u64,
     pub term_bits: u64,
     pub deleted: Vec<u64>,
+    /// Documents per document shard, from the manifest's format (not stored).
+    pub per_shard: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl Segment {
+    /// A new segment in the format this build writes.
+    pub fn new(name: &str, docs: u64, term_bits: u64) -> Segment {
+        Segment {
+            name: name.to_string(),
+            docs,
+            term_bits,
+            deleted: Vec::new(),
+            per_shard: docs_per_shard(SEARCH_FORMAT),
+        }
+    }
+
+    /// Number of document shards.
+    pub fn doc_shards(&self) -> u64 {
+        self.docs.div_ceil(self.per_shard)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
+    pub format: u64,
     pub segments: Vec<Segment>,
+}
+
+impl Default for Manifest {
+    fn default() -> Manifest {
+        Manifest { format: SEARCH_FORMAT, segments: Vec::new() }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -58,7 +92,7 @@ pub struct Term {
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.map(2).u64(0).u64(SEARCH_FORMAT).u64(1).array(self.segments.len() as u64);
+        w.map(2).u64(0).u64(self.format).u64(1).array(self.segments.len() as u64);
         for s in &self.segments {
             w.array(4).text(&s.name).u64(s.docs).u64(s.term_bits).array(s.deleted.len() as u64);
             for d in &s.deleted {
@@ -77,12 +111,12 @@ impl Manifest {
             |r| {
                 let n = r.map_any()?;
                 r.key(0)?;
-                let v = r.u64()?;
-                if v != SEARCH_FORMAT {
+                let format = r.u64()?;
+                if !(OLDEST_FORMAT..=SEARCH_FORMAT).contains(&format) {
                     return Err(Error::decode(
                         W,
                         format!(
-                            "search format {v} is not supported (this build reads {SEARCH_FORMAT}); upgrade samizdat"
+                            "search format {format} is not supported (this build reads {OLDEST_FORMAT} to {SEARCH_FORMAT}); upgrade samizdat"
                         ),
                     ));
                 }
@@ -102,9 +136,15 @@ impl Manifest {
                     for _ in 0..nd {
                         deleted.push(r.u64()?);
                     }
-                    segments.push(Segment { name, docs, term_bits, deleted });
+                    segments.push(Segment {
+                        name,
+                        docs,
+                        term_bits,
+                        deleted,
+                        per_shard: docs_per_shard(format),
+                    });
                 }
-                Ok(Manifest { segments })
+                Ok(Manifest { format, segments })
             },
             Manifest::encode,
         )?;
@@ -197,16 +237,17 @@ pub fn encode_docs(docs: &[Doc]) -> Vec<u8> {
     w.into_bytes()
 }
 
-/// Decodes document shard `shard` of a segment of `docs` documents.
-pub fn decode_docs(bytes: &[u8], shard: u64, docs: u64) -> Result<Vec<Doc>> {
+/// Decodes document shard `shard` of `seg`.
+pub fn decode_docs(bytes: &[u8], seg: &Segment, shard: u64) -> Result<Vec<Doc>> {
     const W: &str = "search document shard";
-    let want = docs.saturating_sub(shard * DOCS_PER_SHARD).min(DOCS_PER_SHARD);
+    let per = seg.per_shard;
+    let want = seg.docs.saturating_sub(shard * per).min(per);
     let v = decode_canonical(
         bytes,
         W,
         MAX_SHARD,
         |r| {
-            let n = r.array(DOCS_PER_SHARD)?;
+            let n = r.array(MAX_PER_SHARD)?;
             if n as u64 != want {
                 return Err(Error::decode(W, format!("{n} documents, expected {want}")));
             }
@@ -282,11 +323,6 @@ pub fn shard_of(token: &str, bits: u64) -> u64 {
     (u64::from(b[0]) << 8 | u64::from(b[1])) >> (16 - bits)
 }
 
-/// Number of document shards of a segment.
-pub fn doc_shards(docs: u64) -> u64 {
-    docs.div_ceil(DOCS_PER_SHARD)
-}
-
 /// `n` in hex, one digit per path level, as many digits as `max` needs.
 pub fn shard_path(n: u64, max: u64) -> String {
     let digits = format!("{max:x}").len();
@@ -302,7 +338,7 @@ pub fn shard_path(n: u64, max: u64) -> String {
 }
 
 pub fn docs_path(seg: &Segment, shard: u64) -> String {
-    format!("{DIR}/{}/docs/{}", seg.name, shard_path(shard, doc_shards(seg.docs).saturating_sub(1)))
+    format!("{DIR}/{}/docs/{}", seg.name, shard_path(shard, seg.doc_shards().saturating_sub(1)))
 }
 
 pub fn terms_path(seg: &Segment, shard: u64) -> String {
@@ -460,9 +496,9 @@ mod tests {
 
     #[test]
     fn manifest_round_trips_and_refuses_bad_deleted_lists() {
-        let m = Manifest {
-            segments: vec![Segment { name: "s1".into(), docs: 10, term_bits: 3, deleted: vec![1, 4] }],
-        };
+        let mut seg = Segment::new("s1", 10, 3);
+        seg.deleted = vec![1, 4];
+        let m = Manifest { format: SEARCH_FORMAT, segments: vec![seg] };
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
         let mut bad = m.clone();
         bad.segments[0].deleted = vec![4, 1];

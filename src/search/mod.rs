@@ -17,6 +17,7 @@ pub mod query;
 pub mod text;
 
 pub use build::{Content, Page, Previous, is_page};
+pub use format::SEARCH_FORMAT;
 pub use query::{Hit, Index, Results};
 pub use text::{Fold, tokens};
 

@@ -196,18 +196,16 @@ impl Index {
         let mut doc_shards: HashMap<(usize, u64), Vec<Doc>> = HashMap::new();
         for &(si, d, tm) in matches.iter().skip(offset).take(limit) {
             let seg = &self.manifest.segments[si];
-            let shard = u64::from(d) / format::DOCS_PER_SHARD;
+            let shard = u64::from(d) / seg.per_shard;
             let docs = match doc_shards.entry((si, shard)) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::hash_map::Entry::Vacant(e) => {
                     let p = format::docs_path(seg, shard);
                     res.files_read.push((p.clone(), self.files.get(&p).map_or(0, |f| f.1)));
-                    e.insert(
-                        format::decode_docs(&self.read(src, &p)?, shard, seg.docs).map_err(|e| at(&p, e))?,
-                    )
+                    e.insert(format::decode_docs(&self.read(src, &p)?, seg, shard).map_err(|e| at(&p, e))?)
                 }
             };
-            let i = (u64::from(d) % format::DOCS_PER_SHARD) as usize;
+            let i = (u64::from(d) % seg.per_shard) as usize;
             if let Some(doc) = docs.get(i) {
                 res.hits.push(Hit { doc: doc.clone(), title_matches: tm });
             }
@@ -220,9 +218,9 @@ impl Index {
         let mut out = Vec::with_capacity(self.manifest.segments.len());
         for seg in &self.manifest.segments {
             let mut docs = Vec::with_capacity(seg.docs as usize);
-            for s in 0..format::doc_shards(seg.docs) {
+            for s in 0..seg.doc_shards() {
                 let p = format::docs_path(seg, s);
-                docs.extend(format::decode_docs(&self.read(src, &p)?, s, seg.docs).map_err(|e| at(&p, e))?);
+                docs.extend(format::decode_docs(&self.read(src, &p)?, seg, s).map_err(|e| at(&p, e))?);
             }
             out.push(docs);
         }

@@ -184,15 +184,15 @@ def cbor_decode(b, max_len):
     return value
 
 
-def fields(m, n, what):
-    """A map with exactly the keys 0..n-1 in order: its values."""
+def fields(m, n, what, versions=(1,)):
+    """A map with exactly the keys 0..n-1 in order, key 0 a known version: its values."""
     if not isinstance(m, Map) or len(m) != n:
         raise Reject("%s: not a map of %d entries" % (what, n))
     for i, (k, _) in enumerate(m):
         if k != i:
             raise Reject("%s: key %r where key %d was expected" % (what, k, i))
     vals = [v for _, v in m]
-    if vals[0] != 1:
+    if vals[0] not in versions:
         raise Reject("%s: format version %r is not supported" % (what, vals[0]))
     return vals
 
@@ -638,7 +638,7 @@ def tokens(text, fold):
 
 def decode_search_manifest(b):
     m = cbor_decode(b, 1 << 20)
-    fmt, segs = fields(m, 2, "search manifest")
+    fmt, segs = fields(m, 2, "search manifest", versions=(1, 2))
     need(isinstance(segs, list) and 1 <= len(segs) <= 1024, "segments: 1 to 1024")
     names = set()
     out = []
@@ -653,7 +653,8 @@ def decode_search_manifest(b):
         need(all(is_uint(d) for d in deleted), "deleted: unsigned integers")
         need(all(a < b for a, b in zip(deleted, deleted[1:])), "deleted not strictly ascending")
         need(not deleted or deleted[-1] < docs, "deleted number beyond the segment")
-        out.append({"name": name, "docs": docs, "bits": bits, "deleted": set(deleted)})
+        out.append({"name": name, "docs": docs, "bits": bits, "deleted": set(deleted),
+                    "per_shard": DOCS_PER_SHARD[fmt]})
     return out
 
 
@@ -711,12 +712,12 @@ def rice_decode(b, n, k, universe):
     return out
 
 
-DOCS_PER_SHARD = 16  # FORMAT §15.2
+DOCS_PER_SHARD = {1: 64, 2: 16}  # by search format, FORMAT §15.2
 
 
-def decode_search_docs(b, shard, docs):
+def decode_search_docs(b, shard, docs, per):
     v = cbor_decode(b, 16 << 20)
-    want = min(DOCS_PER_SHARD, docs - shard * DOCS_PER_SHARD)
+    want = min(per, docs - shard * per)
     need(isinstance(v, list) and len(v) == want, "document shard: %d documents expected" % want)
     for d in v:
         need(isinstance(d, list) and len(d) == 4 and all(isinstance(x, str) for x in d), "doc: 4 strings")
@@ -760,14 +761,16 @@ def search_query(get, q, limit=100):
     out = []
     for _, si, n in matches[:limit]:
         seg = segs[si]
-        nshards = (seg["docs"] + DOCS_PER_SHARD - 1) // DOCS_PER_SHARD
-        docs = decode_search_docs(get(d + seg["name"] + "/docs/" + shard_path(n // DOCS_PER_SHARD, nshards - 1)), n // DOCS_PER_SHARD, seg["docs"])
-        out.append(docs[n % DOCS_PER_SHARD][0])
+        per = seg["per_shard"]
+        nshards = (seg["docs"] + per - 1) // per
+        docs = decode_search_docs(get(d + seg["name"] + "/docs/" + shard_path(n // per, nshards - 1)), n // per, seg["docs"], per)
+        out.append(docs[n % per][0])
     return toks, out
 
 
-def search_checks(vdir, check):
-    sdir = os.path.join(vdir, "search")
+def search_checks(vdir, check, name="search"):
+    """The vectors of search/ (the format written now) or search-v1/ (format 1, still read)."""
+    sdir = os.path.join(vdir, name)
     if not os.path.isdir(sdir):
         return
     exp = json.load(open(os.path.join(sdir, "expected.json"), encoding="utf-8"))
@@ -797,10 +800,11 @@ def search_checks(vdir, check):
             got = search_query(good, q["query"])
             assert list(got) == [q["tokens"], q["results"]], (q["query"], got)
 
-    check("search/files", files)
-    check("search/tokens", toks)
-    check("search/queries", queries)
-    for line in open(os.path.join(sdir, "negative", "list.txt"), encoding="utf-8"):
+    check(name + "/files", files)
+    check(name + "/tokens", toks)
+    check(name + "/queries", queries)
+    negatives = os.path.join(sdir, "negative", "list.txt")
+    for line in open(negatives, encoding="utf-8") if os.path.isfile(negatives) else []:
         name, target = line.split()
         bad = open(os.path.join(sdir, "negative", name), "rb").read()
 
@@ -917,6 +921,7 @@ def main():
 
     check("bundles", bundles)
     search_checks(vdir, check)
+    search_checks(vdir, check, "search-v1")
     print("%d passed, %d failed" % (passed[0], failed[0]))
     return 1 if failed[0] else 0
 

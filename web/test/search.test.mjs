@@ -132,10 +132,12 @@ test('shard paths: one hex digit per level (§15.2)', () => {
   assert.equal(s.shardPath(10, 15), 'a');
   assert.equal(s.shardPath(0, 0), '0');
   assert.equal(s.shardPath(255, 8191), '0/0/f/f');
-  const seg = { name: 's1', docs: 300, termBits: 4 };
+  const seg = { name: 's1', docs: 300, termBits: 4, perShard: 16 };
   // 300 documents make 19 shards of 16 (§15.2), so two digits.
   assert.equal(s.docsPath(seg, 4), '_samizdat/search/s1/docs/0/4');
   assert.equal(s.docsPath({ ...seg, docs: 256 }, 15), '_samizdat/search/s1/docs/f');
+  // Format 1 put 64 documents in a shard: 300 make 5.
+  assert.equal(s.docsPath({ ...seg, perShard: 64 }, 4), '_samizdat/search/s1/docs/4');
   assert.equal(s.termsPath(seg, 10), '_samizdat/search/s1/terms/a');
 });
 
@@ -149,12 +151,13 @@ test('the manifest, fold, term and document shards are decoded strictly', () => 
   const docs = file('_samizdat/search/s1/docs/0');
   // The first segment has 18 documents: 16 in shard 0, 2 in shard 1.
   assert.equal(m[0].docs, 18);
-  assert.equal(s.decodeDocs(docs, 0, m[0].docs).length, 16);
-  assert.equal(s.decodeDocs(file('_samizdat/search/s1/docs/1'), 1, m[0].docs).length, 2);
-  assert.throws(() => s.decodeDocs(docs, 0, 15), /documents, expected/);
-  assert.throws(() => s.decodeDocs(docs, 1, m[0].docs), /documents, expected/);
+  assert.equal(m[0].perShard, 16);
+  assert.equal(s.decodeDocs(docs, m[0], 0).length, 16);
+  assert.equal(s.decodeDocs(file('_samizdat/search/s1/docs/1'), m[0], 1).length, 2);
+  assert.throws(() => s.decodeDocs(docs, { ...m[0], docs: 15 }, 0), /documents, expected/);
+  assert.throws(() => s.decodeDocs(docs, m[0], 1), /documents, expected/);
   // A trailing byte is not canonical.
-  assert.throws(() => s.decodeDocs(Uint8Array.of(...docs, 0), 0, m[0].docs), /trailing/);
+  assert.throws(() => s.decodeDocs(Uint8Array.of(...docs, 0), m[0], 0), /trailing/);
 });
 
 test('the results page: links under the scope, the verified line, a failure says so', async () => {
@@ -172,4 +175,16 @@ test('the results page: links under the scope, the verified line, a failure says
   assert.doesNotMatch(failed.body, /<ol/);
   const form = s.renderSearch(t, { scope: '/p/', query: '', seq: 2n, outcome: {} });
   assert.doesNotMatch(form.body, /search\.(verified|none)/);
+});
+
+test('format 1 indexes (64 documents per shard) are still read and answer as they did', async () => {
+  const V1 = fileURLToPath(new URL('../../tests/vectors/search-v1/', import.meta.url));
+  const want = JSON.parse(readFileSync(V1 + 'expected.json', 'utf8'));
+  const get = async (rel) => (existsSync(V1 + 'index/' + rel) ? new Uint8Array(readFileSync(V1 + 'index/' + rel)) : null);
+  const m = s.decodeManifest(await get('_samizdat/search/index'));
+  assert.deepEqual(m.map((g) => g.perShard), [64, 64]);
+  for (const q of want.queries) {
+    const r = await s.search(q.query, get);
+    assert.deepEqual([r.tokens, r.hits.map((h) => h.path)], [q.tokens, q.results], q.query);
+  }
 });
