@@ -410,33 +410,35 @@ pub fn rice_decode(bytes: &[u8], n: u64, k: u64, universe: u64, token: &str) -> 
     }
     let total = bytes.len() as u64 * 8;
     let mut pos = 0u64;
-    let bit = |pos: u64| (bytes[(pos / 8) as usize] >> (7 - (pos % 8))) & 1 == 1;
     let mut out = Vec::with_capacity(n as usize);
     let mut prev: i64 = -1;
     for _ in 0..n {
+        // The unary part: count ones 64 bits at a time.
         let mut q = 0u64;
         loop {
             if pos >= total {
                 return Err(bad("list ends early"));
             }
-            let b = bit(pos);
-            pos += 1;
-            if !b {
-                break;
-            }
-            q += 1;
+            let ones = u64::from(peek64(bytes, pos).leading_ones()).min(total - pos);
+            q += ones;
+            pos += ones;
             if q > universe {
                 return Err(bad("gap beyond the segment"));
             }
+            if ones < 64 {
+                break;
+            }
         }
+        // The zero that ends it.
+        if pos >= total {
+            return Err(bad("list ends early"));
+        }
+        pos += 1;
         if pos + k > total {
             return Err(bad("list ends early"));
         }
-        let mut low = 0u64;
-        for _ in 0..k {
-            low = (low << 1) | u64::from(bit(pos));
-            pos += 1;
-        }
+        let low = if k == 0 { 0 } else { peek64(bytes, pos) >> (64 - k) };
+        pos += k;
         let g = (q << k) | low;
         let d = prev + 1 + g as i64;
         if d < 0 || d as u64 >= universe {
@@ -448,13 +450,21 @@ pub fn rice_decode(bytes: &[u8], n: u64, k: u64, universe: u64, token: &str) -> 
     if total - pos >= 8 {
         return Err(bad("bytes after the list"));
     }
-    while pos < total {
-        if bit(pos) {
-            return Err(bad("non-zero padding"));
-        }
-        pos += 1;
+    if pos < total && peek64(bytes, pos) != 0 {
+        return Err(bad("non-zero padding"));
     }
     Ok(out)
+}
+
+/// The 64 bits of `bytes` from bit `pos` on, most significant first, zeros past the end.
+fn peek64(bytes: &[u8], pos: u64) -> u64 {
+    let i = (pos / 8) as usize;
+    let mut b = [0u8; 16];
+    let tail = bytes.get(i..).unwrap_or(&[]);
+    let n = tail.len().min(16);
+    b[..n].copy_from_slice(&tail[..n]);
+    let hi = u128::from_be_bytes(b);
+    (hi << (pos % 8) >> 64) as u64
 }
 
 #[cfg(test)]

@@ -186,13 +186,30 @@ impl Index {
                 live.retain(|d| l.binary_search(d).is_ok());
             }
             live.retain(|d| seg.deleted.binary_search(&u64::from(*d)).is_err());
-            for d in live {
-                let tm = lists.iter().filter(|(_, t)| t.binary_search(&d).is_ok()).count();
-                matches.push((si, d, tm));
+            // Title lists are short: count each one's hits among the live documents.
+            let mut tm = vec![0usize; live.len()];
+            for (_, title) in &lists {
+                for d in title {
+                    if let Ok(i) = live.binary_search(d) {
+                        tm[i] += 1;
+                    }
+                }
             }
+            matches.extend(live.into_iter().zip(tm).map(|(d, tm)| (si, d, tm)));
         }
         res.total = matches.len();
-        matches.sort_by(|a, b| b.2.cmp(&a.2).then(b.0.cmp(&a.0)).then(b.1.cmp(&a.1)));
+        // Only the page shown needs sorting: select it, then sort it. The
+        // order is total (segment and document are unique), so this is the
+        // full ranking's page.
+        let rank = |a: &(usize, u32, usize), b: &(usize, u32, usize)| {
+            b.2.cmp(&a.2).then(b.0.cmp(&a.0)).then(b.1.cmp(&a.1))
+        };
+        let end = offset.saturating_add(limit).min(matches.len());
+        if end > 0 && end < matches.len() {
+            matches.select_nth_unstable_by(end - 1, rank);
+            matches.truncate(end);
+        }
+        matches.sort_unstable_by(rank);
         let mut doc_shards: HashMap<(usize, u64), Vec<Doc>> = HashMap::new();
         for &(si, d, tm) in matches.iter().skip(offset).take(limit) {
             let seg = &self.manifest.segments[si];
