@@ -165,7 +165,9 @@ def pagefind(site, work):
         version = run([exe, "--version"]).stdout.strip()
         return {"seconds": t, "bytes": size, "version": version}
     except Exception as e:  # recorded, not fatal: the peer is context
-        return {"error": "%s: %s" % (type(e).__name__, getattr(e, "stderr", "") or e)}
+        # Pagefind reports some failures on stdout, so keep the tail of both streams.
+        tail = " | ".join(x.strip()[-600:] for x in (getattr(e, "stdout", ""), getattr(e, "stderr", "")) if x and x.strip())
+        return {"error": "%s: %s" % (type(e).__name__, tail or e)}
 
 
 def main():

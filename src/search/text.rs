@@ -104,8 +104,24 @@ pub enum Tok<'a> {
 
 /// Calls `emit` with each token of `text`, in order, repeats included.
 pub fn each_tok(text: &str, fold: &Fold, mut emit: impl FnMut(Tok<'_>)) {
-    let folded: String = text.chars().map(|c| fold.char(c)).collect();
-    let lower = folded.to_lowercase();
+    // Folding then `str::to_lowercase` (§15.3). Lowercasing one character at
+    // a time gives the same text except for Σ, whose lowercase depends on its
+    // neighbours (Final_Sigma), so only text with Σ takes the two-pass way.
+    let mut lower = String::with_capacity(text.len());
+    for c in text.chars().map(|c| fold.char(c)) {
+        if c.is_ascii() {
+            lower.push(c.to_ascii_lowercase());
+        } else if is_cjk(c) {
+            // No CJK character has case; most of the text skips the tables.
+            lower.push(c);
+        } else if c == 'Σ' {
+            let folded: String = text.chars().map(|c| fold.char(c)).collect();
+            lower = folded.to_lowercase();
+            break;
+        } else {
+            lower.extend(c.to_lowercase());
+        }
+    }
     let mut word = String::new();
     let mut word_len = 0;
     let mut prev_cjk: Option<char> = None;
@@ -178,10 +194,14 @@ pub struct PageText {
     pub title: String,
     pub body: String,
     pub date: String,
-    /// The text of the page's own content (`<main>`/`<article>` when there
-    /// is one), without a leading repeat of the title.
+    /// The start of the page's own content (`<main>`/`<article>` when there
+    /// is one), without a leading repeat of the title: at most
+    /// [`LEAD_BYTES`], cut at a character boundary.
     pub lead: String,
 }
+
+/// Leads shown in result lists are cut to this many bytes.
+pub const LEAD_BYTES: usize = 160;
 
 /// Most text taken from one page (a page larger than this is indexed by its start).
 const MAX_PAGE_TEXT: usize = 4 << 20;
@@ -254,16 +274,33 @@ pub fn page_text(html: &[u8], path: &str) -> PageText {
         }
         i = next;
     }
-    let collapse = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
     if date.is_empty() {
         date = date_from_path(path);
     }
-    let title = collapse(&title);
-    let mut lead_text = collapse(&body[content_at.unwrap_or(0)..]);
+    let title = collapse(&title, usize::MAX);
+    // Enough of the content to drop a leading title and keep LEAD_BYTES.
+    let mut lead_text = collapse(&body[content_at.unwrap_or(0)..], title.len() + LEAD_BYTES + 8);
     if let Some(rest) = lead_text.strip_prefix(title.as_str()).filter(|_| !title.is_empty()) {
         lead_text = rest.trim_start().to_string();
     }
-    PageText { title, body: collapse(&body), date, lead: lead_text }
+    PageText { title, body: collapse(&body, usize::MAX), date, lead: lead(&lead_text, LEAD_BYTES) }
+}
+
+/// `t` with runs of whitespace made one space and none at either end, as
+/// `split_whitespace().join(" ")`; stops once the result reaches `max`
+/// bytes (so it is then a prefix of the whole result, at least `max` long).
+fn collapse(t: &str, max: usize) -> String {
+    let mut out = String::with_capacity(t.len().min(max.saturating_add(4)));
+    for w in t.split_whitespace() {
+        if out.len() >= max {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(w);
+    }
+    out
 }
 
 /// `YYYY[-MM[-DD]]` from a `datetime`/`content` attribute that starts with a date.
