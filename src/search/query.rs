@@ -157,7 +157,8 @@ impl Index {
         let mut matches: Vec<(usize, u32, usize)> = Vec::new();
         for (si, seg) in self.manifest.segments.iter().enumerate() {
             let mut shards: HashMap<u64, Vec<Term>> = HashMap::new();
-            let mut lists: Vec<(Vec<u32>, Vec<u32>)> = Vec::with_capacity(res.tokens.len());
+            // (token, shard, term's place in it) for every token, or none.
+            let mut found: Vec<(&str, u64, usize)> = Vec::with_capacity(res.tokens.len());
             for t in &res.tokens {
                 let s = shard_of(t, seg.term_bits);
                 let terms = match shards.entry(s) {
@@ -169,26 +170,39 @@ impl Index {
                     }
                 };
                 let Ok(i) = terms.binary_search_by(|x| x.token.as_bytes().cmp(t.as_bytes())) else {
-                    lists.clear();
+                    found.clear();
                     break;
                 };
-                let term = &terms[i];
-                let docs = rice_decode(&term.docs, term.df, term.k, seg.docs, t)?;
-                let title = rice_decode(&term.title, term.tdf, term.tk, seg.docs, t)?;
-                lists.push((docs, title));
+                found.push((t, s, i));
             }
-            if lists.len() != res.tokens.len() {
+            if found.len() != res.tokens.len() {
                 continue;
             }
-            lists.sort_by_key(|l| l.0.len());
-            let mut live: Vec<u32> = lists[0].0.clone();
-            for (l, _) in &lists[1..] {
-                live.retain(|d| l.binary_search(d).is_ok());
+            let terms: Vec<(&str, &Term)> = found.iter().map(|&(t, s, i)| (t, &shards[&s][i])).collect();
+            // Rarest first, each list merged into what is left; a segment
+            // where nothing is left decodes no more lists.
+            let mut order: Vec<usize> = (0..terms.len()).collect();
+            order.sort_by_key(|&i| terms[i].1.df);
+            let mut live: Vec<u32> = Vec::new();
+            for (n, &i) in order.iter().enumerate() {
+                let (t, term) = terms[i];
+                let docs = rice_decode(&term.docs, term.df, term.k, seg.docs, t)?;
+                live = if n == 0 { docs } else { intersect(&live, &docs) };
+                if live.is_empty() {
+                    break;
+                }
             }
             live.retain(|d| seg.deleted.binary_search(&u64::from(*d)).is_err());
+            if live.is_empty() {
+                continue;
+            }
+            let mut titles: Vec<Vec<u32>> = Vec::with_capacity(terms.len());
+            for (t, term) in &terms {
+                titles.push(rice_decode(&term.title, term.tdf, term.tk, seg.docs, t)?);
+            }
             // Title lists are short: count each one's hits among the live documents.
             let mut tm = vec![0usize; live.len()];
-            for (_, title) in &lists {
+            for title in &titles {
                 for d in title {
                     if let Ok(i) = live.binary_search(d) {
                         tm[i] += 1;
@@ -251,4 +265,57 @@ impl Index {
 
 fn at(what: &str, e: Error) -> Error {
     Error::At { at: format!("search index {what}"), source: Box::new(e) }
+}
+
+/// The documents in both sorted lists: a merge, galloping through the
+/// longer list when one is much shorter.
+fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    let mut out = Vec::with_capacity(short.len());
+    let mut rest = long;
+    for &d in short {
+        // Gallop: find a bound, then search only inside it.
+        let mut step = 1;
+        while step < rest.len() && rest[step] < d {
+            step *= 2;
+        }
+        let end = (step + 1).min(rest.len());
+        let i = rest[..end].partition_point(|&x| x < d);
+        rest = &rest[i..];
+        match rest.first() {
+            Some(&x) if x == d => out.push(d),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::intersect;
+
+    #[test]
+    fn intersect_keeps_exactly_the_documents_in_both_lists() {
+        let mut x: u64 = 7;
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        for round in 0..300 {
+            let list = |n: u64, m: u64, next: &mut dyn FnMut(u64) -> u64| {
+                let mut v: Vec<u32> = (0..n).map(|_| next(m) as u32).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            };
+            let universe = 1 + next(5000);
+            let a = list(next(40), universe, &mut next);
+            let b = list(next(if round % 2 == 0 { 40 } else { 4000 }), universe, &mut next);
+            let want: Vec<u32> = a.iter().copied().filter(|d| b.binary_search(d).is_ok()).collect();
+            assert_eq!(intersect(&a, &b), want, "{a:?} ∩ {b:?}");
+            assert_eq!(intersect(&b, &a), want);
+        }
+        assert!(intersect(&[], &[1, 2]).is_empty());
+    }
 }
