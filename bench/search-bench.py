@@ -158,6 +158,7 @@ def pagefind(site, work):
     shutil.copytree(site, d)
     npm = os.path.join(work, "pagefind-npm")
     os.makedirs(npm, exist_ok=True)
+    kills = oom_kills()
     try:
         run(["npm", "install", "--silent", "--prefix", npm, "pagefind@1"])
         exe = os.path.join(npm, "node_modules", ".bin", "pagefind")
@@ -168,7 +169,19 @@ def pagefind(site, work):
     except Exception as e:  # recorded, not fatal: the peer is context
         # Pagefind reports some failures on stdout, so keep the tail of both streams.
         tail = " | ".join(x.strip()[-600:] for x in (getattr(e, "stdout", ""), getattr(e, "stderr", "")) if x and x.strip())
+        new = oom_kills()[len(kills):]
+        if new:  # the kernel's word, which Pagefind's own output does not give
+            return {"error": "killed by the kernel out of memory: " + new[-1], "output": tail}
         return {"error": "%s: %s" % (type(e).__name__, tail or e)}
+
+
+def oom_kills():
+    """The kernel's out-of-memory kill lines so far (empty when dmesg is not readable)."""
+    try:
+        out = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [l.split("] ", 1)[-1] for l in out.splitlines() if "Out of memory: Killed process" in l]
 
 
 def main():
@@ -259,7 +272,8 @@ def main():
         % (res["rebundle_one_s"], res["rebundle_one_new_bytes"]),
     ]
     if "error" in pf:
-        lines.append("| Pagefind on the same site | (peer) | did not run: %s |" % pf["error"][:200].replace("|", "/"))
+        lines.append("| Pagefind on the same site | (peer) | did not finish: %s |"
+                     % " ".join(pf["error"].split())[:240].replace("|", "/"))
     else:
         lines.append("| Pagefind %s on the same site | (peer) | index %.1f s (%.2f× samizdat's index build), %d bytes (%.1f %% of text; samizdat/Pagefind size %.2f×) |"
                      % (pf["version"], pf["seconds"], pf["seconds"] / max(res["index_build_s"], 0.001), pf["bytes"],

@@ -111,14 +111,7 @@ fn built() -> BTreeMap<String, Vec<u8>> {
     two.iter_mut().find(|(p, _)| *p == "index.html").unwrap().1 = html("首页", "人权 新闻 today");
     let (p2, o2) = mk(&two);
     let manifest = Manifest::decode(&files1["_samizdat/search/index"]).unwrap();
-    let mut docs = Vec::new();
-    for seg in &manifest.segments {
-        let mut d = Vec::new();
-        for s in 0..seg.doc_shards() {
-            d.extend(format::decode_docs(&files1[&format::docs_path(seg, s)], seg, s).unwrap());
-        }
-        docs.push(d);
-    }
+    let docs = every_doc(&manifest, &files1);
     let prev = samizdat::search::Previous {
         manifest,
         docs,
@@ -365,14 +358,7 @@ fn a_format_1_index_is_rebuilt_whole_as_format_2() {
     let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/search-v1");
     let old: BTreeMap<String, Vec<u8>> = committed(&base.join("index"));
     let manifest = Manifest::decode(&old["_samizdat/search/index"]).unwrap();
-    let mut docs = Vec::new();
-    for seg in &manifest.segments {
-        let mut d = Vec::new();
-        for s in 0..seg.doc_shards() {
-            d.extend(format::decode_docs(&old[&format::docs_path(seg, s)], seg, s).unwrap());
-        }
-        docs.push(d);
-    }
+    let docs = every_doc(&manifest, &old);
     // The format 1 vectors' site: the first six pages, index.html edited.
     let mut site: Vec<(&str, Vec<u8>)> =
         pages().into_iter().filter(|(p, _)| !p.starts_with("2016/")).collect();
@@ -412,4 +398,17 @@ fn v1_queries() -> Vec<&'static str> {
     let qs: Vec<String> =
         v["queries"].as_array().unwrap().iter().map(|q| q["query"].as_str().unwrap().to_string()).collect();
     qs.into_iter().map(|q| &*Box::leak(q.into_boxed_str())).collect()
+}
+
+/// Every segment's document records, from the index's files.
+fn every_doc(manifest: &Manifest, files: &BTreeMap<String, Vec<u8>>) -> Vec<Vec<format::Doc>> {
+    manifest
+        .segments
+        .iter()
+        .map(|seg| {
+            (0..seg.doc_shards())
+                .flat_map(|s| format::decode_docs(&files[&format::docs_path(seg, s)], seg, s).unwrap())
+                .collect()
+        })
+        .collect()
 }
