@@ -62,13 +62,15 @@ pub fn build(
 ) -> Result<Vec<(String, Content)>> {
     // An index of an older format is rebuilt whole: its segments cannot be kept.
     let prev = prev.filter(|p| p.manifest.format == format::SEARCH_FORMAT);
-    let now: HashMap<&str, &Page> = pages.iter().map(|p| (p.path.as_str(), p)).collect();
-    let mut segs: Vec<(Segment, Vec<Doc>)> = Vec::new();
-    let mut live_paths: HashSet<&str> = HashSet::new();
+    let now: Fast<&str, &Page> = pages.iter().map(|p| (p.path.as_str(), p)).collect();
+    // The previous documents are borrowed, not copied: a re-bundle of a large
+    // site after a few edits should cost little more than those edits.
+    let mut segs: Vec<(Segment, &[Doc])> = Vec::new();
+    let mut live_paths: FastSet<&str> = FastSet::default();
     if let Some(prev) = prev {
         for (seg, docs) in prev.manifest.segments.iter().zip(&prev.docs) {
             let mut seg = seg.clone();
-            let dead: HashSet<u64> = seg.deleted.iter().copied().collect();
+            let dead: FastSet<u64> = seg.deleted.iter().copied().collect();
             for (n, d) in docs.iter().enumerate() {
                 let n = n as u64;
                 if dead.contains(&n) {
@@ -82,7 +84,7 @@ pub fn build(
                 }
             }
             seg.deleted.sort_unstable();
-            segs.push((seg, docs.clone()));
+            segs.push((seg, docs.as_slice()));
         }
     }
     let mut fresh: Vec<&Page> = pages.iter().filter(|p| !live_paths.contains(p.path.as_str())).collect();
@@ -110,7 +112,7 @@ pub fn build(
         if !merge {
             break;
         }
-        let dead: HashSet<u64> = last.deleted.iter().copied().collect();
+        let dead: FastSet<u64> = last.deleted.iter().copied().collect();
         for (n, d) in docs.iter().enumerate() {
             if !dead.contains(&(n as u64))
                 && let Some(p) = now.get(d.path.as_str())
@@ -154,7 +156,7 @@ fn live(s: &Segment) -> u64 {
     s.docs - s.deleted.len() as u64
 }
 
-fn unique_name(segs: &[(Segment, Vec<Doc>)], seq: u64) -> String {
+fn unique_name(segs: &[(Segment, &[Doc])], seq: u64) -> String {
     let mut name = format!("s{seq}");
     let mut i = 1;
     while segs.iter().any(|(s, _)| s.name == name) {
@@ -173,6 +175,7 @@ struct Lists {
 
 /// Maps with a fast hasher.
 type Fast<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 type Words = Fast<Box<str>, Lists>;
 
 /// A CJK posting packed in one integer: the token (two code points below
