@@ -271,7 +271,8 @@ impl Browser {
             }
         });
         let mut b = Browser { stdin: child.stdin.take(), child, lines, work: work.to_path_buf() };
-        let ready = b.answer(Duration::from_secs(60));
+        // Longer than the driver's own launch limit (90 s), so its error is the one shown.
+        let ready = b.answer(Duration::from_secs(120));
         assert_eq!(ready["ready"], true, "the driver did not start: {ready}\n{}", b.log());
         Some(b)
     }

@@ -26,6 +26,8 @@ const { chromium } = require('playwright-core'); // tests/browser/node_modules
 
 const opts = JSON.parse(process.argv[2] || '{}');
 const WAIT_MS = opts.waitMs || 30000;
+// Chromium's first start on a loaded 2-core machine has taken over 30 s (CI, 2026-12-03).
+const LAUNCH_MS = opts.launchMs || 90000;
 
 // As web/test/e2e-manual.mjs: no background traffic, and no host name resolves
 // (nothing can leave this machine; every server of the tests is on 127.0.0.1).
@@ -39,7 +41,7 @@ const ctx = await chromium.launchPersistentContext(opts.profile, {
   headless: true,
   viewport: { width: 1000, height: 640 },
   locale: opts.locale || 'en-US',
-  timeout: WAIT_MS,
+  timeout: LAUNCH_MS,
 });
 const page = ctx.pages()[0] || (await ctx.newPage());
 let errors = [];
