@@ -235,10 +235,7 @@ fn add(words: &mut Words, cjk: &mut Vec<u64>, t: Tok<'_>, doc: u32, title: bool)
 /// on a large site, where one chunk holds tens of millions of postings.
 fn sort_packed(v: Vec<u64>) -> Vec<u64> {
     const FIRST: u32 = KEY_SHIFT + 18;
-    let (Some(lo), Some(hi)) = (v.iter().map(|x| x >> FIRST).min(), v.iter().map(|x| x >> FIRST).max())
-    else {
-        return v;
-    };
+    let (lo, hi) = v.iter().fold((u64::MAX, 0), |(lo, hi), x| (lo.min(x >> FIRST), hi.max(x >> FIRST)));
     if v.len() < 1 << 16 || hi - lo > 1 << 20 {
         let mut v = v;
         v.sort_unstable();

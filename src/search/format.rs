@@ -408,6 +408,10 @@ pub fn rice_decode(bytes: &[u8], n: u64, k: u64, universe: u64, token: &str) -> 
     if n > universe {
         return Err(bad("more documents than the segment has"));
     }
+    // The low bits are read in one 64-bit peek; §15.2 caps k anyway.
+    if k > MAX_K {
+        return Err(bad("Rice parameter above 24"));
+    }
     let total = bytes.len() as u64 * 8;
     let mut pos = 0u64;
     let mut out = Vec::with_capacity(n as usize);
@@ -494,6 +498,9 @@ mod tests {
         let mut pad = enc.clone();
         *pad.last_mut().unwrap() |= 1;
         assert!(rice_decode(&pad, 3, 2, 100, "t").is_err(), "padding bit");
+        // A Rice parameter beyond §15.2's cap is refused, not shifted out of range.
+        let e = rice_decode(&[0u8; 40], 1, 70, 1 << 40, "t").unwrap_err().to_string();
+        assert!(e.contains("Rice parameter"), "{e}");
     }
 
     #[test]

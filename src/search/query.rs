@@ -178,14 +178,12 @@ impl Index {
             if found.len() != res.tokens.len() {
                 continue;
             }
-            let terms: Vec<(&str, &Term)> = found.iter().map(|&(t, s, i)| (t, &shards[&s][i])).collect();
+            let mut terms: Vec<(&str, &Term)> = found.iter().map(|&(t, s, i)| (t, &shards[&s][i])).collect();
             // Rarest first, each list merged into what is left; a segment
             // where nothing is left decodes no more lists.
-            let mut order: Vec<usize> = (0..terms.len()).collect();
-            order.sort_by_key(|&i| terms[i].1.df);
+            terms.sort_by_key(|(_, term)| term.df);
             let mut live: Vec<u32> = Vec::new();
-            for (n, &i) in order.iter().enumerate() {
-                let (t, term) = terms[i];
+            for (n, &(t, term)) in terms.iter().enumerate() {
                 let docs = rice_decode(&term.docs, term.df, term.k, seg.docs, t)?;
                 live = if n == 0 { docs } else { intersect(&live, &docs) };
                 if live.is_empty() {
