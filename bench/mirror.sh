@@ -661,6 +661,40 @@ EOF
     fi
     stop_pid "$RSYNCD_PID"
     stop_pid "$apid"
+    rest_bench "$F"
+}
+
+# A fresh mirror C of the docs: its RSS at rest after the sync, then its peak
+# RSS while wrk asks for every HTML page of the docs in turn (so the body
+# cache fills and turns over), then at rest again.
+rest_bench() {
+    local F="$1" pc pid
+    pc="$(free_ports 1)"
+    log "[full] mirror C: RSS at rest and while serving every page"
+    start_mirror full-C "$F/K/publisher.pub" "$F/R" "$pc" "$F/C"
+    pid=$MIRROR_PID
+    wait_serving full-C "$pc" 1 "$CMD_TIMEOUT"
+    # At rest: two poll intervals (1 s) after the sync that loaded the site.
+    sleep 3
+    FULL_REST_RSS="$(rss_kb VmRSS "$pid")"
+    (cd "$DOCS" && find . -name '*.html' -printf '/%P\n' | LC_ALL=C sort) >"$F/pages"
+    FULL_PAGES="$(wc -l <"$F/pages")"
+    cat >"$F/pages.lua" <<EOF
+local paths, n, i = {}, 0, 0
+for line in io.lines("$F/pages") do n = n + 1; paths[n] = line end
+request = function()
+    i = i % n + 1
+    return wrk.format("GET", paths[i])
+end
+EOF
+    echo 5 >"/proc/$pid/clear_refs" 2>/dev/null || true
+    timeout 60 wrk -t1 -c16 -d10s -s "$F/pages.lua" "http://127.0.0.1:$pc/" >"$F/pages.wrk" 2>&1 || true
+    FULL_SERVE_HWM="$(rss_kb VmHWM "$pid")"
+    FULL_SERVE_RPS="$(awk '/^Requests\/sec:/ {print $2}' "$F/pages.wrk")"
+    FULL_SERVE_ERR="$(awk '/Non-2xx/ {e+=$NF} END {print e+0}' "$F/pages.wrk")"
+    sleep 3
+    FULL_REST2_RSS="$(rss_kb VmRSS "$pid")"
+    stop_pid "$pid"
 }
 full_step_sz() { # RUN PORT_A - [watch-none]
     local r="$1" port="$2" watch=(--watch "$FULL_APID")
@@ -960,6 +994,11 @@ full_report() {
     echo "(not used for times). rsync --stats, median run: received $(med full.rsync 2), sent $(med full.rsync 3)."
     echo "A's bundle endpoint alone (\`curl .../bundle | wc -c\`): $FULL_BUNDLE_BYTES bytes in $FULL_GET_S s."
     echo "Mirror A's VmHWM after serving every bundle: $(mibk "$FULL_A_HWM") MiB."
+    echo
+    echo "Mirror C (a fresh mirror of the docs, synced from the repository on disk): VmRSS at rest"
+    echo "$(mibk "$FULL_REST_RSS") MiB; peak (VmHWM, reset first) while wrk -c16 asked for each of the"
+    echo "$FULL_PAGES HTML pages in turn for 10 s: $(mibk "$FULL_SERVE_HWM") MiB ($FULL_SERVE_RPS req/s, $FULL_SERVE_ERR non-2xx);"
+    echo "at rest after the load: $(mibk "$FULL_REST2_RSS") MiB."
     echo "B's outcome: \`$(cat "$RES/full.sz.outcome")\`."
     echo
     if [ -s "$RES/perf.full.comm" ]; then
@@ -1056,6 +1095,8 @@ targets_report() {
         read -r szb _ <"$RES/full.sz.bytes"
         printf '| full sync time vs rsync -a | ≤ 1.0× | %s× (%s s vs %s s) | %s |\n' "$(ratio "$sz" "$rs")" "$sz" "$rs" "$(verdict "$(ratio "$sz" "$rs")" le 1.0)"
         printf '| full sync bytes vs tar \\| zstd -3 | ≤ 1.2× | %s× (%s MiB vs %s MiB) | %s |\n' "$(ratio "$szb" "$TARZST")" "$(mib "$szb")" "$(mib "$TARZST")" "$(verdict "$(ratio "$szb" "$TARZST")" le 1.2)"
+        printf '| RSS of a mirror of the docs at rest | < 32 MiB | %s MiB (after the load: %s MiB) | %s |\n' "$(mibk "$FULL_REST_RSS")" "$(mibk "$FULL_REST2_RSS")" "$(verdict "$(mibk "$FULL_REST_RSS")" lt 32)"
+        printf '| peak RSS of that mirror serving every page | < 32 MiB | %s MiB | %s |\n' "$(mibk "$FULL_SERVE_HWM")" "$(verdict "$(mibk "$FULL_SERVE_HWM")" lt 32)"
         printf '| peak RSS of mirror A while serving the full bundle | (< 32 MiB, if it applies) | %s MiB | %s |\n' "$(mibk "$FULL_A_HWM")" "$(verdict "$(mibk "$FULL_A_HWM")" lt 32)"
     fi
     if want incr; then

@@ -49,6 +49,7 @@ pub mod hash;
 pub mod http;
 pub mod keyfile;
 pub mod keys;
+pub mod memory;
 pub mod layout;
 pub mod meta;
 pub mod mirror;

@@ -6,13 +6,13 @@
 //! whatever an upstream does.
 
 pub mod config;
+mod files;
 mod page;
 pub mod scrub;
 mod serve;
 pub mod sync;
 mod tls;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -26,7 +26,6 @@ use crate::source;
 use crate::store::{Store, Writer};
 use crate::target::Target;
 use crate::trust::Verified;
-use crate::walk::FileRef;
 pub use config::Config;
 pub use serve::range;
 pub use serve::site_path as serve_path;
@@ -34,7 +33,9 @@ pub use serve::site_path as serve_path;
 /// What a site serves right now: one verified snapshot and its path index.
 pub struct Served {
     pub verified: Verified,
-    pub index: HashMap<String, FileRef>,
+    pub files: files::SiteFiles,
+    /// `samizdat-seq` on every site response: the snapshot's number, made once.
+    pub seq_header: hyper::header::HeaderValue,
     /// The snapshot's search index, opened (None without one, or if it does
     /// not decode: then the search page says so).
     pub search: std::result::Result<Option<Arc<crate::search::Index>>, String>,
@@ -109,10 +110,11 @@ impl Site {
                 tracing::warn!(site = %self.fingerprint, "search index not usable: {e}");
                 e.to_string()
             });
-        let index = listing.files.into_iter().map(|f| (f.path.clone(), f)).collect();
+        let files = files::SiteFiles::new(listing.files);
         let seq = v.snapshot.seq;
+        let seq_header = hyper::header::HeaderValue::from(seq);
         *self.served.write().unwrap_or_else(|p| p.into_inner()) =
-            Some(Arc::new(Served { verified: v, index, search }));
+            Some(Arc::new(Served { verified: v, files, seq_header, search }));
         self.update_status(|s| s.newest_seen = s.newest_seen.max(seq));
         Ok(())
     }
@@ -421,7 +423,10 @@ pub async fn run(
                 // at any instant is safe (crash-atomic store), and readers
                 // should not wait on a slow upstream.
                 tokio::select! {
-                    _ = tokio::task::spawn_blocking(move || m2.sync_once(&s2)) => {}
+                    _ = tokio::task::spawn_blocking(move || {
+                        let _ = m2.sync_once(&s2);
+                        crate::memory::release_free_memory();
+                    }) => {}
                     _ = stop.changed() => return,
                 }
                 let wait = jittered(m.config().poll_interval);
@@ -446,7 +451,10 @@ pub async fn run(
                 }
                 let (m2, r2) = (m.clone(), rate.clone());
                 tokio::select! {
-                    _ = tokio::task::spawn_blocking(move || m2.scrub_all(&r2)) => {}
+                    _ = tokio::task::spawn_blocking(move || {
+                        m2.scrub_all(&r2);
+                        crate::memory::release_free_memory();
+                    }) => {}
                     _ = stop.changed() => return,
                 }
             }

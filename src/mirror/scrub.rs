@@ -43,7 +43,7 @@ impl Mirror {
         let Some(served) = site.served() else { return };
         let mut seen = HashSet::new();
         let mut bad = Vec::new();
-        for f in served.index.values() {
+        for (path, f) in served.files.iter() {
             if !seen.insert(f.hash) {
                 continue;
             }
@@ -53,14 +53,14 @@ impl Mirror {
             });
             self.metrics().scrub_objects.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = checked {
-                tracing::error!(site = %site.fingerprint, path = %f.path, error = %e, "stored object is damaged; taking it out of service");
-                bad.push(f.clone());
+                tracing::error!(site = %site.fingerprint, %path, error = %e, "stored object is damaged; taking it out of service");
+                bad.push((path.to_string(), f));
             }
         }
         // Damaged files are removed (and counted once); ones already gone,
         // from an earlier pass whose repair failed, are only retried.
         let mut damaged = 0;
-        for f in &bad {
+        for (_, f) in &bad {
             let file = site.store.path(RepoFile::Object(f.hash));
             self.inner.cache.remove(&f.hash);
             match std::fs::remove_file(&file) {
@@ -76,8 +76,8 @@ impl Mirror {
         let repaired = if bad.is_empty() { 0 } else { self.repair(site, &served.verified, bad.len()) };
         let out: Vec<String> = bad
             .iter()
-            .filter(|f| !site.store.has_complete(RepoFile::Object(f.hash), f.size))
-            .map(|f| format!("/{}", f.path))
+            .filter(|(_, f)| !site.store.has_complete(RepoFile::Object(f.hash), f.size))
+            .map(|(path, _)| format!("/{path}"))
             .collect();
         site.update_status(|s| {
             let sc = &mut s.scrub;

@@ -115,6 +115,7 @@ pub fn run_mirror(cfg: samizdat::mirror::Config, ready: Option<Ready>) -> anyhow
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .try_init();
+    samizdat::memory::tune_for_daemon();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         // Signal handlers first, before anything is announced: a SIGTERM that

@@ -42,7 +42,11 @@ pub async fn push(m: &Mirror, site: Arc<Site>, req: Request<Incoming>) -> Respon
     let reader = SyncIoBridge::new(StreamReader::new(Box::pin(received)));
     let m2 = m.clone();
     let site2 = site.clone();
-    let verify = tokio::task::spawn_blocking(move || m2.accept_push(&site2, reader));
+    let verify = tokio::task::spawn_blocking(move || {
+        let r = m2.accept_push(&site2, reader);
+        crate::memory::release_free_memory();
+        r
+    });
     let mut chunks = std::pin::pin!(capped(req.into_body(), max, idle, too_big.clone()));
     while let Some(chunk) = chunks.next().await {
         let failed = chunk.is_err();

@@ -31,7 +31,7 @@ pub async fn repo_file(
             Err(_) => return text(StatusCode::NOT_FOUND, "no such object here"),
         };
         let mut r =
-            object::respond(m, site, &h, size, "application/octet-stream", headers, head_only, false).await;
+            object::respond(m, site, &h, size, crate::mirror::files::octet_stream(), headers, head_only, false).await;
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
         return r;

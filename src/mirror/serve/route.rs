@@ -27,7 +27,8 @@ pub async fn handle(
 ) -> Response<Body> {
     m.metrics().requests.fetch_add(1, Ordering::Relaxed);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Only for the debug log: no copy per request when it is off.
+    let path = tracing::enabled!(tracing::Level::DEBUG).then(|| req.uri().path().to_string());
     let mut resp = if !limiter.allow(peer.ip()) {
         text(StatusCode::TOO_MANY_REQUESTS, "too many requests; try again in a minute")
     } else {
@@ -47,9 +48,9 @@ pub async fn handle(
     }
     // Reader addresses are not logged unless the operator asked for it.
     if m.config().log_client_addresses {
-        tracing::debug!(client = %peer.ip(), %method, %path, status, tls = is_tls, "request");
+        tracing::debug!(client = %peer.ip(), %method, path = %path.as_deref().unwrap_or_default(), status, tls = is_tls, "request");
     } else {
-        tracing::debug!(%method, %path, status, tls = is_tls, "request");
+        tracing::debug!(%method, path = %path.as_deref().unwrap_or_default(), status, tls = is_tls, "request");
     }
     resp
 }
@@ -167,13 +168,17 @@ async fn route(m: &Mirror, req: Request<Incoming>) -> Response<Body> {
 /// else with the file, so shared caches must key on both headers.
 fn vary_on_navigation(mut r: Response<Body>) -> Response<Body> {
     let h = r.headers_mut();
-    let v = match h.get(header::VARY).and_then(|v| v.to_str().ok()) {
-        Some(old) => format!("{old}, Sec-Fetch-Dest, Sec-Fetch-Mode"),
-        None => "Sec-Fetch-Dest, Sec-Fetch-Mode".to_string(),
+    const NAV: &str = "Sec-Fetch-Dest, Sec-Fetch-Mode";
+    let v = match h.get(header::VARY).map(|v| v.to_str()) {
+        None => HeaderValue::from_static(NAV),
+        Some(Ok("Accept-Encoding")) => HeaderValue::from_static("Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode"),
+        Some(Ok(old)) => match HeaderValue::from_str(&format!("{old}, {NAV}")) {
+            Ok(v) => v,
+            Err(_) => return r,
+        },
+        Some(Err(_)) => return r,
     };
-    if let Ok(v) = HeaderValue::from_str(&v) {
-        h.insert(header::VARY, v);
-    }
+    h.insert(header::VARY, v);
     r
 }
 
@@ -307,33 +312,39 @@ async fn site_file(
             "this mirror has not synced a verified snapshot of the site yet",
         );
     };
-    let p = match site_path(url_path) {
-        Ok(p) => p,
-        Err(why) => return text(StatusCode::BAD_REQUEST, why),
-    };
-    let Some(f) = served.index.get(&p).cloned() else {
-        if served.index.contains_key(&format!("{p}/index.html")) {
-            let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved");
-            if let Ok(v) = HeaderValue::from_str(&format!("{url_path}/")) {
-                r.headers_mut().insert(header::LOCATION, v);
+    // The common case first: a path with nothing to decode that names a
+    // file, found without a copy or a check (every path of the snapshot was
+    // checked when it was verified). Anything else takes the full mapping.
+    let plain = url_path.strip_prefix('/').filter(|p| !p.is_empty() && !p.ends_with('/') && !p.contains('%'));
+    let found = match plain.and_then(|p| served.files.get(p)) {
+        Some(found) => found,
+        None => {
+            let p = match site_path(url_path) {
+                Ok(p) => p,
+                Err(why) => return text(StatusCode::BAD_REQUEST, why),
+            };
+            match served.files.get(&p) {
+                Some(found) => found,
+                None => {
+                    if served.files.contains(&format!("{p}/index.html")) {
+                        let mut r = text(StatusCode::MOVED_PERMANENTLY, "moved");
+                        if let Ok(v) = HeaderValue::from_str(&format!("{url_path}/")) {
+                            r.headers_mut().insert(header::LOCATION, v);
+                        }
+                        return r;
+                    }
+                    let mut r = html(page::not_found(&served, url_path, lang_of(query, headers)), false);
+                    *r.status_mut() = StatusCode::NOT_FOUND;
+                    return strip_body(r, head_only);
+                }
             }
-            return r;
         }
-        return strip_body(
-            {
-                let mut r = html(page::not_found(&served, url_path, lang_of(query, headers)), false);
-                *r.status_mut() = StatusCode::NOT_FOUND;
-                r
-            },
-            head_only,
-        );
     };
-    let mut resp = object::respond(m, site, &f.hash, f.size, &f.media, headers, head_only, true).await;
+    let (f, media) = found;
+    let mut resp = object::respond(m, site, &f.hash, f.size, media, headers, head_only, true).await;
     let h = resp.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
-    if let Ok(v) = HeaderValue::from_str(&served.verified.snapshot.seq.to_string()) {
-        h.insert("samizdat-seq", v);
-    }
+    h.insert(SEQ_HEADER, served.seq_header.clone());
     if let Some(onion) = &site.config.onion_location {
         if let Ok(v) = HeaderValue::from_str(&format!("{}{url_path}", onion.trim_end_matches('/'))) {
             h.insert("onion-location", v);
@@ -341,6 +352,8 @@ async fn site_file(
     }
     resp
 }
+
+const SEQ_HEADER: header::HeaderName = header::HeaderName::from_static("samizdat-seq");
 
 /// The search page's path under a site's web root.
 const SEARCH_PATH: &str = "/_samizdat/search";

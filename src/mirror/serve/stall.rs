@@ -24,10 +24,16 @@ use crate::ratelimit::RateLimit;
 pub struct StallGuard<T> {
     inner: T,
     limit: Duration,
-    /// Armed while a write is pending; cleared when one succeeds.
-    timer: Option<Pin<Box<Sleep>>>,
-    /// Armed while a read is pending; cleared when one completes.
-    read_timer: Option<Pin<Box<Sleep>>>,
+    /// One timer for both directions, made once per connection and re-armed
+    /// lazily: it may fire early (armed for an earlier wait), and then only
+    /// re-arms. A request on a busy keep-alive connection therefore neither
+    /// allocates a timer nor touches the timer wheel (at most one reset per
+    /// `limit`), where a fresh timer per wait did both for every request.
+    timer: Pin<Box<Sleep>>,
+    /// When the pending read started waiting; `None` while none is pending.
+    read_since: Option<Instant>,
+    /// When the pending write started waiting; `None` while none is pending.
+    write_since: Option<Instant>,
     /// The operator's download cap, shared by every connection.
     cap: Option<Arc<RateLimit>>,
     /// Waiting for the cap's bucket to refill.
@@ -36,15 +42,35 @@ pub struct StallGuard<T> {
     first: Option<(Duration, Box<dyn FnOnce() + Send + Sync>)>,
 }
 
+/// Which wait ran out.
+enum Stalled {
+    Read(Duration),
+    Write(Duration),
+}
+
 impl<T> StallGuard<T> {
     pub fn new(inner: T, limit: Duration, cap: Option<Arc<RateLimit>>) -> Self {
-        StallGuard { inner, limit, timer: None, read_timer: None, cap, throttle: None, first: None }
+        StallGuard {
+            inner,
+            limit,
+            timer: Box::pin(tokio::time::sleep(limit)),
+            read_since: None,
+            write_since: None,
+            cap,
+            throttle: None,
+            first: None,
+        }
     }
 
     /// Until the client's first byte, reads may wait only `limit`; then `seen` is called.
     pub fn first_byte_within(mut self, limit: Duration, seen: impl FnOnce() + Send + Sync + 'static) -> Self {
         self.first = Some((limit, Box::new(seen)));
         self
+    }
+
+    /// How long a pending read may wait.
+    fn read_limit(&self) -> Duration {
+        self.first.as_ref().map_or(self.limit, |(l, _)| *l)
     }
 
     /// How many of `want` bytes the cap allows now (Pending while it refills).
@@ -64,32 +90,61 @@ impl<T> StallGuard<T> {
         }
     }
 
-    /// After a write or flush: progress (in either direction) disarms the
-    /// timers; a pending one arms the stall timer, which fails it when it fires.
-    fn after_write<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
-        match r {
-            Poll::Ready(r) => {
-                self.timer = None;
-                self.read_timer = None;
-                Poll::Ready(r)
-            }
-            Poll::Pending => match self.check(cx) {
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                _ => Poll::Pending,
-            },
+    /// The earliest moment a pending wait runs out, and which.
+    fn deadline(&self) -> Option<(Instant, Stalled)> {
+        let r = self.read_since.map(|t| (t + self.read_limit(), Stalled::Read(self.read_limit())));
+        let w = self.write_since.map(|t| (t + self.limit, Stalled::Write(self.limit)));
+        match (r, w) {
+            (Some(r), Some(w)) => Some(if w.0 < r.0 { w } else { r }),
+            (r, w) => r.or(w),
         }
     }
 
+    /// Called when an operation is pending: Ready(Err) once a wait has run
+    /// out; otherwise the timer is armed no later than the earliest deadline
+    /// and registered with this task.
     fn check(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let limit = self.limit;
-        let timer =
-            self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + limit)));
-        match timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("the client took nothing for {limit:?} (slow read)"),
-            ))),
-            Poll::Pending => Poll::Pending,
+        loop {
+            let Some((due, which)) = self.deadline() else { return Poll::Pending };
+            if Instant::now() >= due {
+                return Poll::Ready(Err(match which {
+                    Stalled::Read(l) => {
+                        io::Error::new(io::ErrorKind::TimedOut, format!("the client sent nothing for {l:?} (idle)"))
+                    }
+                    Stalled::Write(l) => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client took nothing for {l:?} (slow read)"),
+                    ),
+                }));
+            }
+            if self.timer.deadline() > due {
+                self.timer.as_mut().reset(due);
+            }
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                // Fired for an earlier wait (or just now): re-arm for this one.
+                Poll::Ready(()) => self.timer.as_mut().reset(due),
+            }
+        }
+    }
+
+    /// After a write or flush: progress (in either direction) ends both
+    /// waits; a pending one starts the write wait, which fails it when it
+    /// runs out.
+    fn after_write<R>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+        match r {
+            Poll::Ready(r) => {
+                self.write_since = None;
+                self.read_since = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => {
+                self.write_since.get_or_insert_with(Instant::now);
+                match self.check(cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
+                }
+            }
         }
     }
 }
@@ -103,7 +158,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(r) => {
-                self.read_timer = None;
+                self.read_since = None;
                 if buf.filled().len() > before {
                     if let Some((_, seen)) = self.first.take() {
                         seen();
@@ -112,14 +167,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for StallGuard<T> {
                 Poll::Ready(r)
             }
             Poll::Pending => {
-                let limit = self.first.as_ref().map_or(self.limit, |(l, _)| *l);
-                let t = self.read_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
-                match t.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        format!("the client sent nothing for {limit:?} (idle)"),
-                    ))),
-                    Poll::Pending => Poll::Pending,
+                self.read_since.get_or_insert_with(Instant::now);
+                match self.check(cx) {
+                    Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                    _ => Poll::Pending,
                 }
             }
         }
