@@ -38,7 +38,8 @@ impl Media {
 
 /// `application/octet-stream`, for repository files.
 pub fn octet_stream() -> &'static Media {
-    static M: std::sync::LazyLock<Media> = std::sync::LazyLock::new(|| Media::new("application/octet-stream"));
+    static M: std::sync::LazyLock<Media> =
+        std::sync::LazyLock::new(|| Media::new("application/octet-stream"));
     &M
 }
 
@@ -79,7 +80,8 @@ impl SiteFiles {
         for f in files {
             // A snapshot has far fewer than 2^32 files and paths of at most
             // 4096 bytes (FORMAT §3); should one not, the rest is left out.
-            let (Ok(n), Ok(path_len)) = (u32::try_from(out.entries.len()), u32::try_from(f.path.len())) else {
+            let (Ok(n), Ok(path_len)) = (u32::try_from(out.entries.len()), u32::try_from(f.path.len()))
+            else {
                 break;
             };
             let h = out.hash(&f.path);
@@ -92,7 +94,11 @@ impl SiteFiles {
             });
             let path_start = out.paths.len();
             out.paths.push_str(&f.path);
-            out.entries.push(Entry { file: SiteFile { hash: f.hash, size: f.size, media }, path_start, path_len });
+            out.entries.push(Entry {
+                file: SiteFile { hash: f.hash, size: f.size, media },
+                path_start,
+                path_len,
+            });
             let SiteFiles { table, entries, paths, hasher, .. } = &mut out;
             table.insert_unique(h, n, |&i| hasher.hash_one(path_of(paths, &entries[i as usize])));
         }
@@ -141,7 +147,12 @@ mod tests {
     use super::*;
 
     fn file(path: &str, byte: u8, media: &str) -> FileRef {
-        FileRef { path: path.into(), hash: crate::hash::sha256(&[byte]), size: byte as u64, media: media.into() }
+        FileRef {
+            path: path.into(),
+            hash: crate::hash::sha256(&[byte]),
+            size: byte as u64,
+            media: media.into(),
+        }
     }
 
     #[test]

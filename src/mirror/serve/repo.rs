@@ -30,8 +30,17 @@ pub async fn repo_file(
             Ok(md) => md.len(),
             Err(_) => return text(StatusCode::NOT_FOUND, "no such object here"),
         };
-        let mut r =
-            object::respond(m, site, &h, size, crate::mirror::files::octet_stream(), headers, head_only, false).await;
+        let mut r = object::respond(
+            m,
+            site,
+            &h,
+            size,
+            crate::mirror::files::octet_stream(),
+            headers,
+            head_only,
+            false,
+        )
+        .await;
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
         return r;

@@ -171,7 +171,9 @@ fn vary_on_navigation(mut r: Response<Body>) -> Response<Body> {
     const NAV: &str = "Sec-Fetch-Dest, Sec-Fetch-Mode";
     let v = match h.get(header::VARY).map(|v| v.to_str()) {
         None => HeaderValue::from_static(NAV),
-        Some(Ok("Accept-Encoding")) => HeaderValue::from_static("Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode"),
+        Some(Ok("Accept-Encoding")) => {
+            HeaderValue::from_static("Accept-Encoding, Sec-Fetch-Dest, Sec-Fetch-Mode")
+        }
         Some(Ok(old)) => match HeaderValue::from_str(&format!("{old}, {NAV}")) {
             Ok(v) => v,
             Err(_) => return r,

@@ -108,9 +108,10 @@ impl<T> StallGuard<T> {
             let Some((due, which)) = self.deadline() else { return Poll::Pending };
             if Instant::now() >= due {
                 return Poll::Ready(Err(match which {
-                    Stalled::Read(l) => {
-                        io::Error::new(io::ErrorKind::TimedOut, format!("the client sent nothing for {l:?} (idle)"))
-                    }
+                    Stalled::Read(l) => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client sent nothing for {l:?} (idle)"),
+                    ),
                     Stalled::Write(l) => io::Error::new(
                         io::ErrorKind::TimedOut,
                         format!("the client took nothing for {l:?} (slow read)"),
