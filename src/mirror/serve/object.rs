@@ -44,17 +44,18 @@ pub async fn respond(
         if let Some(v) = &media.header {
             h.insert(header::CONTENT_TYPE, v.clone());
         }
-        if let Ok(v) = HeaderValue::from_bytes(etag.as_bytes()) {
-            h.insert(header::ETAG, v);
-        }
+        h.insert(header::ETAG, etag.clone());
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
         if text_like {
             h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
         }
     }
     if let Some(inm) = header_str(header::IF_NONE_MATCH) {
-        let etag = etag.as_str();
-        let hit = inm.split(',').map(|t| t.trim().trim_start_matches("W/")).any(|t| t == etag || t == "*");
+        let etag = etag.as_bytes();
+        let hit = inm
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t.as_bytes() == etag || t == "*");
         if hit {
             *base.status_mut() = StatusCode::NOT_MODIFIED;
             return base;
@@ -191,30 +192,11 @@ async fn multipart(
 }
 
 /// `"HEX"` or `"HEX.ENC"`: the entity tag of an object in one encoding,
-/// made on the stack.
-struct Etag {
-    buf: [u8; 2 + 64 + 5],
-    len: usize,
-}
-
-impl Etag {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-    fn as_str(&self) -> &str {
-        // Only ASCII is ever written.
-        std::str::from_utf8(self.as_bytes()).unwrap_or("")
-    }
-}
-
-fn etag(hash: &ContentHash, enc: Enc) -> Etag {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 71];
+/// written on the stack and copied once into the header value.
+fn etag(hash: &ContentHash, enc: Enc) -> HeaderValue {
+    let mut buf = [0u8; 1 + 64 + 1 + 4 + 1];
     buf[0] = b'"';
-    for (i, b) in hash.as_bytes().iter().enumerate() {
-        buf[1 + 2 * i] = HEX[(b >> 4) as usize];
-        buf[2 + 2 * i] = HEX[(b & 15) as usize];
-    }
+    data_encoding::HEXLOWER.encode_mut(hash.as_bytes(), &mut buf[1..65]);
     let mut len = 65;
     if enc != Enc::Identity {
         let t = enc.token().as_bytes();
@@ -223,7 +205,8 @@ fn etag(hash: &ContentHash, enc: Enc) -> Etag {
         len += 1 + t.len();
     }
     buf[len] = b'"';
-    Etag { buf, len: len + 1 }
+    // Quotes, hex digits, a dot and a token: always a valid header value.
+    HeaderValue::from_bytes(&buf[..len + 1]).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
 }
 
 fn unreadable() -> Response<Body> {

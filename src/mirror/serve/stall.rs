@@ -94,10 +94,7 @@ impl<T> StallGuard<T> {
     fn deadline(&self) -> Option<(Instant, Stalled)> {
         let r = self.read_since.map(|t| (t + self.read_limit(), Stalled::Read(self.read_limit())));
         let w = self.write_since.map(|t| (t + self.limit, Stalled::Write(self.limit)));
-        match (r, w) {
-            (Some(r), Some(w)) => Some(if w.0 < r.0 { w } else { r }),
-            (r, w) => r.or(w),
-        }
+        [r, w].into_iter().flatten().min_by_key(|(due, _)| *due)
     }
 
     /// Called when an operation is pending: Ready(Err) once a wait has run
