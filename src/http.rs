@@ -242,10 +242,11 @@ impl HttpSource {
     }
 
     /// A samizdat mirror's streamed bundle of its newest snapshot (a delta
-    /// since `since` when given): `BASE/bundle[?since=N]`.
+    /// since `since` when given, with patch records, which this build reads):
+    /// `BASE/bundle[?since=N&version=2]`.
     pub fn mirror_bundle(&self, since: Option<u64>, max: u64) -> Result<Option<Box<dyn Read + Send>>> {
         let url = match since {
-            Some(n) => format!("{}bundle?since={n}", self.base),
+            Some(n) => format!("{}bundle?since={n}&version={}", self.base, crate::archive::VERSION),
             None => format!("{}bundle", self.base),
         };
         self.client.reader(&url, max)

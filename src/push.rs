@@ -48,7 +48,10 @@ pub fn push(client: &Client, to: &str, payload: &Payload<'_>) -> Result<String> 
                 return Ok(format!("already has seq {}; nothing to send", v.snapshot.seq));
             }
             let since = since.filter(|&s| s < v.snapshot.seq && source::find_seq(&src, &v, s).is_ok());
-            let (_, bytes) = archive::write_bundle(&src, &v, since, Vec::new(), 3, 2, WINDOW_LOG_MAX)?;
+            // Version 1: the receiving mirror may predate patch records.
+            let opts =
+                archive::BundleOptions { level: 3, workers: 2, window_log: WINDOW_LOG_MAX, patches: false };
+            let (_, bytes) = archive::write_bundle(&src, &v, since, Vec::new(), opts)?;
             (bytes, fp)
         }
     };

@@ -609,32 +609,21 @@ fn a_bundle_truncated_anywhere_or_with_trailing_bytes_is_refused() {
 /// with each record's tag: every offset where one record ends and the next
 /// begins, plus the offsets just after each tag and each fixed header.
 fn record_cuts(plain: &[u8]) -> Vec<(usize, char)> {
-    let be = |at: usize, n: usize| plain[at..at + n].iter().fold(0u64, |v, b| v << 8 | *b as u64) as usize;
     let mut cuts = Vec::new();
-    let mut at = 0;
-    while at < plain.len() {
-        let tag = plain[at] as char;
-        let (header, body) = match tag {
-            'B' => (40, 0),
-            'R' | 'K' | 'S' | 'H' => (4, be(at + 1, 4)),
-            'T' | 'O' => (40, be(at + 33, 8)),
-            'E' => (16, 0),
-            other => panic!("unknown record tag {other:?} at {at}"),
-        };
+    for (at, tag, header, _) in bundle_records(plain) {
         cuts.push((at, tag)); // before the record
         cuts.push((at + 1, tag)); // after its tag
         cuts.push((at + 1 + header, tag)); // after its fixed header
-        at += 1 + header + body;
     }
-    assert_eq!(at, plain.len(), "the records do not add up to the stream");
     cuts.retain(|&(c, _)| c < plain.len());
     cuts.dedup();
     cuts
 }
 
-/// A bundle of these decompressed bytes, as one zstd frame.
-fn rebundle(plain: &[u8]) -> Vec<u8> {
-    let mut out = b"\x89SZB\r\n\x1a\n\x01".to_vec();
+/// A bundle (of format `version`) of these decompressed bytes, as one zstd frame.
+fn rebundle(version: u8, plain: &[u8]) -> Vec<u8> {
+    let mut out = archive::MAGIC.to_vec();
+    out.push(version);
     out.extend(zstd::encode_all(plain, 3).unwrap());
     out
 }
@@ -660,6 +649,10 @@ fn a_bundle_cut_at_every_record_boundary_is_refused_as_truncated_and_leaves_noth
     c.bundle().ok();
     samizdat(["export", "--repo", &c.s("repo"), "--out", &c.s("v1.szb")]).ok();
     std::fs::write(c.path("site/extra.html"), b"<p>second edition</p>").unwrap();
+    // An edited image: the delta carries it, and the root tree, as patches.
+    let mut big = std::fs::read(c.path("site/images/big.bin")).unwrap();
+    big[1000] ^= 1;
+    std::fs::write(c.path("site/images/big.bin"), big).unwrap();
     c.bundle().ok();
     let anchor = Anchor::load(&c.pubkey()).unwrap();
     let cut = c.path("cut.szb");
@@ -680,9 +673,10 @@ fn a_bundle_cut_at_every_record_boundary_is_refused_as_truncated_and_leaves_noth
         let bytes = std::fs::read(c.path("b.szb")).unwrap();
         let plain = zstd::decode_all(&bytes[9..]).unwrap();
         let cuts = record_cuts(&plain);
-        assert!(cuts.iter().any(|&(_, t)| t == 'O') && cuts.iter().any(|&(_, t)| t == 'T'));
+        let has = |tags: &str| cuts.iter().any(|&(_, t)| tags.contains(t));
+        assert!(has("Oo") && has("Tt"));
         for (at, tag) in cuts {
-            std::fs::write(&cut, rebundle(&plain[..at])).unwrap();
+            std::fs::write(&cut, rebundle(bytes[8], &plain[..at])).unwrap();
             let e = err_text(archive::read(&cut, &anchor, Some(&repo)));
             assert!(e.contains("truncated"), "cut at {at} (in or before a {tag:?} record): {e}");
             assert!(stored(&target) == before, "a bundle cut at {at} changed the repository");
@@ -690,13 +684,14 @@ fn a_bundle_cut_at_every_record_boundary_is_refused_as_truncated_and_leaves_noth
         }
         // The whole stream, recompressed the same way, is accepted: the cuts
         // above were refused for being cut, not for the recompression.
-        std::fs::write(&cut, rebundle(&plain)).unwrap();
+        std::fs::write(&cut, rebundle(bytes[8], &plain)).unwrap();
         archive::read(&cut, &anchor, Some(&repo)).unwrap();
         assert!(stored(&target) != before);
     }
-    // Cuts fell in every kind of record: base, roots, keyset, snapshot, head, trees, objects, end.
+    // Cuts fell in every kind of record: base, roots, keyset, snapshot, head,
+    // trees, objects, end, and the two patch records.
     let kinds: String = checked.keys().collect();
-    assert_eq!(kinds, "BEHKORST", "{checked:?}");
+    assert_eq!(kinds, "BEHKORSTot", "{checked:?}");
 }
 
 #[test]

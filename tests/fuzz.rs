@@ -71,7 +71,13 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let v = trust::verify(&anchor, raw.clone()).unwrap();
     repo.publish(&v).unwrap();
     let bundle_path = dir.path().join("b.szb");
-    samizdat::archive::export(&dir.path().join("r"), &bundle_path, None, 3).unwrap();
+    samizdat::archive::export(
+        &dir.path().join("r"),
+        &bundle_path,
+        None,
+        samizdat::archive::BundleOptions::file(3),
+    )
+    .unwrap();
     let bundle = std::fs::read(&bundle_path).unwrap();
 
     let mut out = vec![

@@ -45,6 +45,14 @@ fn a_chain_of_mirrors_keeps_serving_and_passing_updates_after_the_origin_is_gone
     let st = cm.status();
     let outcome = st["sites"][0]["last_sync_outcome"].as_str().unwrap_or("");
     assert!(outcome.contains("1 -> 2 via one delta bundle from a samizdat mirror"), "{st:#}");
+    // ... whose changed root tree came as a patch against seq 1's: C asked for
+    // bundle version 2. A client that does not ask (an older samizdat) gets
+    // version 1, which it can read.
+    assert!(outcome.contains("as patches"), "{st:#}");
+    let delta = format!("/_samizdat/repo/{}/bundle?since=1", fp(&c));
+    let (old, new) = (b.get(&delta), b.get(&format!("{delta}&version=2")));
+    assert_eq!((old.status, new.status), (200, 200));
+    assert_eq!((old.body[..9].to_vec(), new.body[8]), ([&samizdat::archive::MAGIC[..], &[1]].concat(), 2));
 }
 
 #[test]

@@ -81,7 +81,7 @@ proptest! {
         }
         let publisher = Publisher::keygen(&dir.path().join("keys"), "prop", publish::DEFAULT_KEY_LIFETIME, false).unwrap();
         publish::bundle(&site, &publisher, &dir.path().join("repo"), &BundleOptions::default()).unwrap();
-        samizdat::archive::export(&dir.path().join("repo"), &dir.path().join("b.szb"), None, 3).unwrap();
+        samizdat::archive::export(&dir.path().join("repo"), &dir.path().join("b.szb"), None, samizdat::archive::BundleOptions::file(3)).unwrap();
         let target = samizdat::store::Writer::open_or_create(&dir.path().join("imported")).unwrap();
         samizdat::archive::read(&dir.path().join("b.szb"), &publisher.anchor(), Some(&target)).unwrap();
         let out = dir.path().join("out");

@@ -108,6 +108,29 @@ fn the_vendored_news_generator_matches_the_shared_one() {
     }
 }
 
+/// The records of a decompressed bundle stream (FORMAT.md §10.2, §10.4):
+/// each record's offset, tag, fixed header length (after the tag) and body
+/// length. Panics on an unknown tag or records that do not add up.
+pub fn bundle_records(plain: &[u8]) -> Vec<(usize, char, usize, usize)> {
+    let be = |at: usize, n: usize| plain[at..at + n].iter().fold(0u64, |v, b| v << 8 | *b as u64) as usize;
+    let (mut out, mut at) = (Vec::new(), 0);
+    while at < plain.len() {
+        let tag = plain[at] as char;
+        let (header, body) = match tag {
+            'B' => (40, 0),
+            'R' | 'K' | 'S' | 'H' => (4, be(at + 1, 4)),
+            'T' | 'O' => (40, be(at + 33, 8)),
+            't' | 'o' => (84, be(at + 81, 4)),
+            'E' => (16, 0),
+            other => panic!("unknown record tag {other:?} at {at}"),
+        };
+        out.push((at, tag, header, body));
+        at += 1 + header + body;
+    }
+    assert_eq!(at, plain.len(), "the records do not add up to the stream");
+    out
+}
+
 pub fn p(path: &Path) -> String {
     path.display().to_string()
 }

@@ -617,6 +617,20 @@ fn expected_txt(b: &Built) -> String {
             s1.snapshot_id, s2.verified.snapshot_id
         ),
     );
+    let index = |st: &State| st.files.iter().find(|f| f.0 == "index.html").map(|f| f.1).unwrap();
+    kv(
+        "bundle.delta_patch",
+        format!(
+            "delta-patch-1-2.szb version 2 base seq 1 {} snapshot {} trees {dt} objects {dob} \
+             tree_patch {} ref {} object_patch {} ref {}",
+            s1.snapshot_id,
+            s2.verified.snapshot_id,
+            s2.verified.snapshot.root.hash,
+            s1.snapshot.root.hash,
+            index(s2),
+            index(&b.states[0]),
+        ),
+    );
     for n in negatives(b) {
         kv(&format!("negative.{}", n.file), format!("replaces {} -> {}", n.replaces, n.outcome));
     }
@@ -711,10 +725,21 @@ fn write_all(b: &Built, dir: &Path) {
         std::fs::write(&p, bytes).unwrap();
     }
     std::fs::create_dir_all(dir.join("bundles")).unwrap();
-    let full = archive::export(&b.repo2, &dir.join("bundles/full-2.szb"), None, 19).unwrap();
+    let full =
+        archive::export(&b.repo2, &dir.join("bundles/full-2.szb"), None, archive::BundleOptions::file(19))
+            .unwrap();
     assert_eq!(full.seq, 2);
-    let delta = archive::export(&b.repo2, &dir.join("bundles/delta-1-2.szb"), Some(1), 19).unwrap();
-    assert_eq!(delta.since, Some(1));
+    let plain = archive::BundleOptions { patches: false, ..archive::BundleOptions::file(19) };
+    let delta = archive::export(&b.repo2, &dir.join("bundles/delta-1-2.szb"), Some(1), plain).unwrap();
+    assert_eq!((delta.since, delta.patches), (Some(1), 0));
+    let patched = archive::export(
+        &b.repo2,
+        &dir.join("bundles/delta-patch-1-2.szb"),
+        Some(1),
+        archive::BundleOptions::file(19),
+    )
+    .unwrap();
+    assert_eq!((patched.since, patched.trees, patched.objects, patched.patches), (Some(1), 1, 1, 2));
 }
 
 // ---------------------------------------------------------------------------
@@ -831,6 +856,31 @@ fn committed_bundles_verify_and_hold_the_expected_snapshot() {
     );
     // A delta cannot be verified without its base.
     assert!(matches!(archive::read(&delta, &b.anchor, None), Err(Error::Usage(_))));
+
+    // The same delta with patch records (bundle version 2): the new root tree
+    // and the new index.html as patches against seq 1's, same result.
+    let patched = dir.join("bundles/delta-patch-1-2.szb");
+    let bytes = std::fs::read(&patched).unwrap();
+    assert_eq!(bytes[8], 2, "delta-patch-1-2.szb is a version 2 bundle");
+    let r1 = Repo::open_or_create(&tmp.path().join("r1p")).unwrap();
+    copy_tree(&b.repo1, r1.base());
+    let info = archive::read(&patched, &b.anchor, Some(&r1))
+        .unwrap_or_else(|e| panic!("tests/vectors/bundles/delta-patch-1-2.szb: {e}"));
+    assert_eq!((info.trees, info.objects, info.object_bytes), (dt, dob, dobytes));
+    assert_eq!(
+        repo_files(r1.base()),
+        repo_files(&dir.join("repo")),
+        "seq-1 repository + delta-patch-1-2.szb = tests/vectors/repo"
+    );
+    // Its patches build on seq 1's tree and object: a repository without
+    // them cannot apply it, and the error names what is missing.
+    let r0 = Repo::open_or_create(&tmp.path().join("r0")).unwrap();
+    copy_tree(&b.repo1, r0.base());
+    let old_index = &b.states[0].files.iter().find(|f| f.0 == "index.html").unwrap().1;
+    std::fs::remove_file(r0.base().join(object_rel(old_index))).unwrap();
+    let e = archive::read(&patched, &b.anchor, Some(&r0)).unwrap_err().to_string();
+    assert!(e.contains("does not hold") && e.contains(&old_index.to_hex()), "{e}");
+    assert_eq!(repo_files(r0.base()).len(), repo_files(b.repo1.as_path()).len() - 1, "nothing installed");
 }
 
 #[test]
@@ -879,8 +929,9 @@ fn damaged_bundles_are_rejected() {
     magic[1] = b'X';
     assert!(try_bytes("magic.szb", &magic).to_string().contains("magic"));
     let mut version = full.clone();
-    version[8] = 2;
-    assert!(try_bytes("version.szb", &version).to_string().contains("version 2"));
+    version[8] = archive::VERSION + 1;
+    let e = try_bytes("version.szb", &version).to_string();
+    assert!(e.contains(&format!("version {}", archive::VERSION + 1)) && e.contains("upgrade"), "{e}");
     // Another publisher's key does not verify this bundle.
     let other = Anchor { site: sha256(b"another publisher"), genesis: None };
     assert!(matches!(
@@ -908,4 +959,111 @@ fn the_independent_python_verifier_agrees_with_the_vectors() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The records of a decompressed bundle, each whole with its tag (FORMAT §10.2, §10.4).
+fn split_records(s: &[u8]) -> Vec<Vec<u8>> {
+    let records = crate::support::bundle_records(s);
+    records.into_iter().map(|(at, _, header, body)| s[at..at + 1 + header + body].to_vec()).collect()
+}
+
+/// A patch of `content` against `reference`, as a writer would make it.
+fn zstd_patch(reference: &[u8], content: &[u8], window_log: u32, content_size: bool) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 19, reference).unwrap();
+    z.window_log(window_log).unwrap();
+    z.include_contentsize(content_size).unwrap();
+    if content_size {
+        z.set_pledged_src_size(Some(content.len() as u64)).unwrap();
+    }
+    z.write_all(content).unwrap();
+    z.finish().unwrap()
+}
+
+#[test]
+fn hostile_patch_records_are_refused_and_change_nothing() {
+    let b = setup();
+    let bytes = std::fs::read(vectors_dir().join("bundles/delta-patch-1-2.szb")).unwrap();
+    let records = split_records(&zstd::decode_all(&bytes[9..]).unwrap());
+    let at = |tag: u8| records.iter().position(|r| r[0] == tag).unwrap();
+    let (ti, oi) = (at(b't'), at(b'o'));
+    let file = |st: &State| st.files.iter().find(|f| f.0 == "index.html").map(|f| f.1).unwrap();
+    let old = std::fs::read(b.repo1.join(object_rel(&file(&b.states[0])))).unwrap();
+    let new = std::fs::read(b.repo2.join(object_rel(&file(&b.states[1])))).unwrap();
+    // The record with its patch replaced (and `plen` with it).
+    let with_patch = |i: usize, patch: &[u8]| {
+        let mut r = records[i][..81].to_vec();
+        r.extend_from_slice(&(patch.len() as u32).to_be_bytes());
+        r.extend_from_slice(patch);
+        r
+    };
+    let bundle = |version: u8, replace: Option<(usize, Vec<u8>)>| {
+        let mut recs = records.clone();
+        if let Some((i, r)) = replace {
+            recs[i] = r;
+        }
+        let mut out = archive::MAGIC.to_vec();
+        out.push(version);
+        out.extend(zstd::encode_all(recs.concat().as_slice(), 3).unwrap());
+        out
+    };
+    let good = zstd_patch(&old, &new, 10, true);
+    let mut tampered = new.clone();
+    tampered[40] ^= 1;
+    let longer = [new.as_slice(), &[b'x'; 300]].concat();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("patch records in a version 1 bundle", bundle(1, None), "version 1 bundle"),
+        (
+            "a patch that decompresses past the signed size",
+            bundle(2, Some((oi, with_patch(oi, &zstd_patch(&old, &longer, 10, true))))),
+            "or more",
+        ),
+        (
+            "a patch that gives other content",
+            bundle(2, Some((oi, with_patch(oi, &zstd_patch(&old, &tampered, 10, true))))),
+            "tampered",
+        ),
+        (
+            "a byte after the patch's frame",
+            bundle(2, Some((oi, with_patch(oi, &[good.as_slice(), &[0]].concat())))),
+            "bytes after",
+        ),
+        (
+            "a patch as long as the content",
+            bundle(2, Some((oi, with_patch(oi, &[good.clone(), vec![0; new.len() - good.len()]].concat())))),
+            "must be shorter",
+        ),
+        (
+            "a patch that asks for a 128 MiB window",
+            bundle(2, Some((oi, with_patch(oi, &zstd_patch(&old, &new, 27, false))))),
+            "does not decompress",
+        ),
+        (
+            "a tree patch that is not zstd",
+            bundle(2, Some((ti, with_patch(ti, &[7; 20])))),
+            "does not decompress",
+        ),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let before = repo_files(&b.repo1);
+    for (what, bytes, needle) in cases {
+        let r1 = Repo::open_or_create(&tmp.path().join("r1")).unwrap();
+        copy_tree(&b.repo1, r1.base());
+        let p = tmp.path().join("hostile.szb");
+        std::fs::write(&p, &bytes).unwrap();
+        let e = match archive::read(&p, &b.anchor, Some(&r1)) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(e.contains(needle), "{what}: expected {needle:?} in: {e}");
+        assert_eq!(repo_files(r1.base()), before, "{what}: the repository changed");
+        std::fs::remove_dir_all(r1.base()).unwrap();
+    }
+    // The unmodified records, re-compressed, still apply: the cases above fail
+    // because of what they change, not because of the re-packing.
+    let r1 = Repo::open_or_create(&tmp.path().join("r1")).unwrap();
+    copy_tree(&b.repo1, r1.base());
+    let p = tmp.path().join("repacked.szb");
+    std::fs::write(&p, bundle(2, Some((oi, with_patch(oi, &good))))).unwrap();
+    assert_eq!(archive::read(&p, &b.anchor, Some(&r1)).unwrap().patches, 2);
 }

@@ -19,7 +19,7 @@ mod install;
 mod read;
 mod write;
 
-pub use format::{MAGIC, VERSION, WINDOW_LOG_MAX};
+pub use format::{MAGIC, PATCH_MAX, VERSION, VERSION_PLAIN, WINDOW_LOG_MAX};
 pub use install::Install;
 pub use read::{BundleInfo, peek_site, read, read_stream};
-pub use write::{ExportReport, export, write_bundle, write_deltas};
+pub use write::{BundleOptions, ExportReport, export, write_bundle, write_deltas};

@@ -26,6 +26,8 @@ pub struct BundleInfo {
     pub trees: u64,
     pub objects: u64,
     pub object_bytes: u64,
+    /// How many of the trees and objects came as patches.
+    pub patches: u64,
     /// Whether the target already had this snapshot.
     pub already_current: bool,
 }
@@ -93,7 +95,7 @@ pub fn read_stream<R: Read>(
 
     let (listing, trees) = read_trees(&mut rec, &verified, target, sink.as_mut(), limits)?;
     let object_bytes = read_objects(&mut rec, &listing, target, sink.as_mut())?;
-    let objects = rec.objects;
+    let (objects, patches) = (rec.objects, rec.patches);
     rec.finish(trees)?;
 
     sink.commit()?;
@@ -108,7 +110,7 @@ pub fn read_stream<R: Read>(
             store.publish(&verified)?;
         }
     }
-    Ok(BundleInfo { verified, base, trees, objects, object_bytes, already_current })
+    Ok(BundleInfo { verified, base, trees, objects, object_bytes, patches, already_current })
 }
 
 /// The tree records, each fed to the walker as it arrives; trees the bundle
@@ -125,7 +127,10 @@ fn read_trees<R: Read>(
     let name = rec.name.clone();
     let mut walk = Walk::new(&verified.snapshot);
     let mut trees = 0u64;
-    while let Some((h, bytes)) = rec.next_tree(|h| walk.wants(h).map(|w| (w.tree.len, w.dir.clone())))? {
+    let reference = |f: RepoFile, len: u64| local_reference(target, f, len);
+    while let Some((h, bytes)) =
+        rec.next_tree(|h| walk.wants(h).map(|w| (w.tree.len, w.dir.clone())), &reference)?
+    {
         walk.feed(&h, &bytes)?;
         sink.tree(&h, &bytes)?;
         trees += 1;
@@ -161,7 +166,9 @@ fn read_objects<R: Read>(
         listing.distinct_objects().into_iter().map(|f| (f.hash, (f.size, f.path.as_str()))).collect();
     let mut object_bytes = 0u64;
     let mut buf = vec![0u8; 256 * 1024];
-    while let Some((h, len)) = rec.next_object()? {
+    let reference = |f: RepoFile, len: u64| local_reference(target, f, len);
+    while let Some(o) = rec.next_object()? {
+        let (h, len) = (o.hash, o.len);
         let Some((want, path)) = pending.remove(&h) else {
             return Err(Error::verify(
                 &name,
@@ -176,13 +183,19 @@ fn read_objects<R: Read>(
         }
         let mut out = sink.object(&h, len)?;
         let mut hasher = ObjectHasher::new();
-        let mut left = len;
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            rec.exact(&mut buf[..n], "an object")?;
-            hasher.update(&buf[..n]);
-            out.write(&buf[..n])?;
-            left -= n as u64;
+        if let Some(p) = &o.patch {
+            let content = rec.object_patch(&o, p, &reference, path)?;
+            hasher.update(&content);
+            out.write(&content)?;
+        } else {
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(buf.len() as u64) as usize;
+                rec.exact(&mut buf[..n], "an object")?;
+                hasher.update(&buf[..n]);
+                out.write(&buf[..n])?;
+                left -= n as u64;
+            }
         }
         if hasher.finish() != h {
             return Err(Error::verify(
@@ -200,6 +213,14 @@ fn read_objects<R: Read>(
         }
     }
     Ok(object_bytes)
+}
+
+/// A patch's reference from the target repository: exactly `len` bytes of
+/// the file, or `None`. The repository verified it when it was installed,
+/// and the patched result is hashed anyway.
+fn local_reference(target: Option<&Writer>, f: RepoFile, len: u64) -> Option<Vec<u8>> {
+    let bytes = target?.fetch(f, len).ok().flatten()?;
+    (bytes.len() as u64 == len).then_some(bytes)
 }
 
 /// The site a bundle claims to belong to (from its genesis root record),

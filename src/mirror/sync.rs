@@ -36,8 +36,9 @@ use super::config::Limits;
 pub enum Outcome {
     /// The upstream had nothing newer (`fresher_head` if only its head was newer).
     UpToDate { seq: u64, fresher_head: bool },
-    /// Moved to a newer snapshot.
-    Updated { from: Option<u64>, to: u64, via: Via },
+    /// Moved to a newer snapshot; `patches` trees and objects came as
+    /// patches against the old versions.
+    Updated { from: Option<u64>, to: u64, via: Via, patches: u64 },
 }
 
 impl std::fmt::Display for Outcome {
@@ -47,16 +48,20 @@ impl std::fmt::Display for Outcome {
             Outcome::UpToDate { seq, fresher_head: true } => {
                 write!(f, "up to date at seq {seq} (fresher head taken)")
             }
-            Outcome::Updated { from, to, via } => {
+            Outcome::Updated { from, to, via, patches } => {
                 let how = match via {
                     Via::MirrorBundle => "one delta bundle from a samizdat mirror",
                     Via::StaticDelta => "a prebuilt delta from a static host",
                     Via::Objects => "missing objects fetched one by one",
                 };
                 match from {
-                    Some(f0) => write!(f, "updated seq {f0} -> {to} via {how}"),
-                    None => write!(f, "fetched seq {to} via {how}"),
+                    Some(f0) => write!(f, "updated seq {f0} -> {to} via {how}")?,
+                    None => write!(f, "fetched seq {to} via {how}")?,
                 }
+                if *patches > 0 {
+                    write!(f, " ({patches} changed files and trees as patches)")?;
+                }
+                Ok(())
             }
         }
     }
@@ -110,21 +115,22 @@ pub fn sync_from(
     let marker = repo.local_path(MARKER);
     let resuming = std::fs::read_to_string(&marker).is_ok_and(|s| s.trim() == v.snapshot_id.to_hex());
     std::fs::write(&marker, v.snapshot_id.to_hex()).map_err(|e| Error::io(&marker, e))?;
-    let via = match stream_bundle(repo, anchor, up, limits, &v, from, resuming) {
-        Some(via) => via,
+    let (via, patches) = match stream_bundle(repo, anchor, up, limits, &v, from, resuming) {
+        Some(done) => done,
         None => {
             fetch_missing(repo, up.source(), &v, limits)?;
             repo.publish(&v)?;
-            Via::Objects
+            (Via::Objects, 0)
         }
     };
     let _ = std::fs::remove_file(&marker);
     let now = repo.current(anchor)?.map_or(v.snapshot.seq, |c| c.snapshot.seq);
-    Ok(Outcome::Updated { from, to: now, via })
+    Ok(Outcome::Updated { from, to: now, via, patches })
 }
 
 /// Tries the one-stream routes: a delta bundle from a samizdat mirror, or a
-/// prebuilt delta from a static host. `None` means: fetch the missing
+/// prebuilt delta from a static host; returns the route and how many of
+/// its records were patches. `None` means: fetch the missing
 /// objects instead (no such stream, or it failed; what it verified is kept).
 fn stream_bundle(
     repo: &Writer,
@@ -134,7 +140,7 @@ fn stream_bundle(
     v: &Verified,
     from: Option<u64>,
     resuming: bool,
-) -> Option<Via> {
+) -> Option<(Via, u64)> {
     if resuming {
         return None;
     }
@@ -161,7 +167,7 @@ fn stream_bundle(
         Ok(info)
             if info.verified.snapshot_id == v.snapshot_id || info.verified.snapshot.seq > v.snapshot.seq =>
         {
-            Some(via)
+            Some((via, info.patches))
         }
         Ok(_) => None,
         // A failed stream keeps what it verified; fall back to fetching

@@ -483,24 +483,40 @@ def load(get, site):
 # --- Bundles (FORMAT.md 10) ------------------------------------------------------------
 
 
-def zstd_decompress(frame):
+def zstd_decompress(frame, reference=None, window=1 << 27):
+    """One zstd frame; with `reference`, decoded with it as a raw-content prefix
+    (what `zstd -d --patch-from` does). None if no decoder is available."""
     try:
         import zstandard
-        return zstandard.ZstdDecompressor(max_window_size=1 << 27).decompressobj().decompress(frame)
+        d = None
+        if reference is not None:
+            d = zstandard.ZstdCompressionDict(reference, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdDecompressor(dict_data=d, max_window_size=window).decompressobj().decompress(frame)
     except ImportError:
         pass
-    if shutil.which("zstd"):
-        r = subprocess.run(["zstd", "-d", "-c", "-q", "--memory=128MB"], input=frame,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        need(r.returncode == 0, "zstd: " + r.stderr.decode(errors="replace"))
-        return r.stdout
-    return None
+    if not shutil.which("zstd"):
+        return None
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["zstd", "-d", "-c", "-q", "--memory=%dMB" % (window >> 20)]
+        if reference is not None:
+            ref = os.path.join(tmp, "ref")
+            with open(ref, "wb") as f:
+                f.write(reference)
+            cmd.append("--patch-from=" + ref)
+        r = subprocess.run(cmd, input=frame, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    need(r.returncode == 0, "zstd: " + r.stderr.decode(errors="replace"))
+    return r.stdout
+
+
+PATCH_MAX = 8 * MIB
 
 
 def read_bundle(data, site, local):
-    """Verifies a bundle; `local(rel)` says whether the target repository has a file."""
+    """Verifies a bundle; `local(rel)` gives the target repository's file (bytes) or None."""
     need(data[:8] == b"\x89SZB\r\n\x1a\n", "bad magic")
-    need(data[8:9] == b"\x01", "bundle version")
+    version = data[8:9]
+    need(version in (b"\x01", b"\x02"), "bundle version")
     s = zstd_decompress(data[9:])
     if s is None:
         return None
@@ -519,6 +535,17 @@ def read_bundle(data, site, local):
         n = u32()
         need(n <= MIB, "record too large")
         return take(n)
+
+    def patched(ln, where):
+        # FORMAT.md 10.4: reference, patch length, one zstd frame against it.
+        need(version == b"\x02", "patch record in a version 1 bundle")
+        ref, ref_len, plen = take(32), u64(), u32()
+        need(ln <= PATCH_MAX and ref_len <= PATCH_MAX and 0 < plen < ln, "patch limits")
+        base = local(hexpath(where, ref))
+        need(base is not None and len(base) == ref_len, "patch reference not in the target")
+        out = zstd_decompress(take(plen), base, 1 << 24)
+        need(out is not None and len(out) == ln, "patch does not give the signed size")
+        return out
 
     tag, base = take(1), None
     if tag == b"B":
@@ -539,10 +566,10 @@ def read_bundle(data, site, local):
     pend_t = {state["snapshot"]["root"][0]: state["snapshot"]["root"][1]}
     pend_o, ntrees, nobj = {}, 0, 0
     tag = take(1)
-    while tag == b"T":
+    while tag in (b"T", b"t"):
         h, ln = take(32), u64()
         need(h in pend_t and pend_t.pop(h) == ln and ln <= 16 * MIB, "unexpected tree")
-        b = take(ln)
+        b = take(ln) if tag == b"T" else patched(ln, "trees")
         need(sha256(b) == h, "tree hash")
         for e in decode_tree(b):
             if e[1] == 1:
@@ -551,17 +578,18 @@ def read_bundle(data, site, local):
                 need(pend_o.setdefault(e[2], e[3]) == e[3], "one address, two sizes")
         ntrees += 1
         tag = take(1)
-    need(all(local(hexpath("trees", h)) for h in pend_t), "tree missing from the bundle")
-    while tag == b"O":
+    need(all(local(hexpath("trees", h)) is not None for h in pend_t), "tree missing from the bundle")
+    while tag in (b"O", b"o"):
         h, size = take(32), u64()
         need(h in pend_o and pend_o.pop(h) == size, "unexpected object")
-        need(object_address(take(size)) == h, "object tampered")
+        b = take(size) if tag == b"O" else patched(size, "objects")
+        need(object_address(b) == h, "object tampered")
         nobj += 1
         tag = take(1)
     need(tag == b"E", "expected the end record")
     need(u64() == ntrees and u64() == nobj, "end record counts")
     need(pos == len(s), "bytes after the end record")
-    need(all(local(hexpath("objects", h)) for h in pend_o), "object missing from the bundle")
+    need(all(local(hexpath("objects", h)) is not None for h in pend_o), "object missing from the bundle")
     return dict(state=state, base=base, trees=ntrees, objects=nobj)
 
 
@@ -902,19 +930,32 @@ def main():
         check("negative/" + name, neg)
 
     def bundles():
-        full = read_bundle(read("bundles/full-2.szb"), site, lambda rel: False)
+        full = read_bundle(read("bundles/full-2.szb"), site, lambda rel: None)
         if full is None:
             print("note: no zstd decoder (module zstandard or command zstd); bundles not checked")
             return
         assert full["state"]["id"] == good["state"]["id"] and full["base"] is None
-        delta = read_bundle(read("bundles/delta-1-2.szb"), site, lambda rel: repo(rel) is not None)
+        delta = read_bundle(read("bundles/delta-1-2.szb"), site, repo)
         assert delta["base"][1].hex() == expected["state.1.snapshot.id"]
         fields_ = expected["bundle.delta"].split()
         assert (delta["trees"], delta["objects"]) == (int(fields_[8]), int(fields_[10]))
+        # The same delta with patch records, against seq 1's files (the committed
+        # repository also holds seq 1's trees and objects).
+        patch = read_bundle(read("bundles/delta-patch-1-2.szb"), site, repo)
+        fields_ = expected["bundle.delta_patch"].split()
+        assert (patch["trees"], patch["objects"]) == (int(fields_[10]), int(fields_[12]))
+        assert patch["state"]["id"] == good["state"]["id"]
+        # Without the object a patch builds on, it cannot be applied.
+        gone = "objects/%s/%s" % (fields_[20][:2], fields_[20])
+        try:
+            read_bundle(read("bundles/delta-patch-1-2.szb"), site, lambda rel: None if rel == gone else repo(rel))
+            raise AssertionError("a patch without its reference was accepted")
+        except Reject:
+            pass
         damaged = bytearray(read("bundles/full-2.szb"))
-        for bad in (damaged[:-1], damaged + b"\x00", damaged[:8] + b"\x02" + damaged[9:]):
+        for bad in (damaged[:-1], damaged + b"\x00", damaged[:8] + b"\x03" + damaged[9:]):
             try:
-                read_bundle(bytes(bad), site, lambda rel: False)
+                read_bundle(bytes(bad), site, lambda rel: None)
             except Reject:
                 continue
             raise AssertionError("a damaged bundle was accepted")

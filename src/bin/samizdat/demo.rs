@@ -79,7 +79,7 @@ fn demo(state: &Path, site: Option<PathBuf>, listen: SocketAddr, no_serve: bool)
         repo.display()
     );
     println!("   snapshot seq {} id {}", r.seq, r.snapshot_id);
-    let e = archive::export(&repo, &bundle, None, 3)?;
+    let e = archive::export(&repo, &bundle, None, archive::BundleOptions::file(3))?;
     println!("3. exported it to one file {} ({} objects)", bundle.display(), e.objects);
     let anchor = p.anchor();
     let info = archive::read(&bundle, &anchor, None)?;

@@ -204,6 +204,11 @@ pub struct Export {
     /// zstd level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     level: i32,
+    /// With --since: send changed files whole instead of as patches against
+    /// their old versions: a version 1 bundle, for readers that do not know
+    /// bundle version 2.
+    #[arg(long, requires = "since")]
+    no_patches: bool,
     /// Instead of a bundle, write (or update) a browsable copy of the newest
     /// snapshot in this folder, for any static host: the site at its own
     /// paths, the repository and the in-browser verifier beside it.
@@ -236,13 +241,18 @@ impl Export {
             return Ok(ExitCode::SUCCESS);
         }
         let Some(out) = &self.out else { anyhow::bail!("--out or --static is required") };
-        let r = archive::export(&self.repo, out, self.since, self.level)?;
+        let opts =
+            archive::BundleOptions { patches: !self.no_patches, ..archive::BundleOptions::file(self.level) };
+        let r = archive::export(&self.repo, out, self.since, opts)?;
         let size = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
         match r.since {
             Some(s) => println!("wrote delta seq {s} -> {} to {}", r.seq, out.display()),
             None => println!("wrote snapshot seq {} to {}", r.seq, out.display()),
         }
-        println!("{} trees, {} objects ({} bytes) in {size} bytes", r.trees, r.objects, r.object_bytes);
+        println!(
+            "{} trees, {} objects ({} bytes; {} sent as patches) in {size} bytes",
+            r.trees, r.objects, r.object_bytes, r.patches
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

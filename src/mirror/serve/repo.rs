@@ -62,7 +62,10 @@ pub async fn bundle(m: &Mirror, site: Arc<Site>, query: Option<&str>, head_only:
     let Some(served) = site.served() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "nothing synced yet");
     };
-    let since = match query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("since="))) {
+    let param = |key: &str| query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(key)));
+    // A client that reads bundle version 2 says so; older clients get version 1.
+    let patches = param("version=").and_then(|s| s.parse::<u8>().ok()).is_some_and(|n| n >= 2);
+    let since = match param("since=") {
         None => None,
         Some(s) => match s.parse::<u64>() {
             Ok(n) => Some(n),
@@ -111,7 +114,8 @@ pub async fn bundle(m: &Mirror, site: Arc<Site>, query: Option<&str>, head_only:
         let w = ChannelWriter { tx: tx.clone(), buf: Vec::new() };
         // A 16 MiB window instead of the exporter's 128 MiB: a mirror may
         // stream bundles to several clients at once and must stay small.
-        match crate::archive::write_bundle(&store, &v, since, w, 3, 1, 24) {
+        let opts = crate::archive::BundleOptions { level: 3, workers: 1, window_log: 24, patches };
+        match crate::archive::write_bundle(&store, &v, since, w, opts) {
             Ok((_, mut w)) => {
                 let _ = std::io::Write::flush(&mut w);
             }
