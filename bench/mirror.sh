@@ -95,6 +95,7 @@ need_pkgs() {
     command -v wrk >/dev/null || missing+=(wrk)
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
     command -v rsync >/dev/null || missing+=(rsync)
+    command -v hyperfine >/dev/null || missing+=(hyperfine)
     command -v zstd >/dev/null || missing+=(zstd)
     command -v curl >/dev/null || missing+=(curl)
     command -v python3 >/dev/null || missing+=(python3)
@@ -314,26 +315,36 @@ EOF
 # -------------------------------------------------------------- helpers --
 RES="$SCRATCH/res"
 mkdir -p "$RES"
+# The arithmetic lives in bench/stats.py; raw results stay in $RES (one file
+# per measurement, one line per run) and go beside the report as CSV/JSON.
+STATS=(python3 "$ROOT/bench/stats.py")
+mkdir -p "$RES/json"
 now_s() { printf '%s' "${EPOCHREALTIME/,/.}"; }
-elapsed() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.4f", b-a}'; }
-# median of column C (default 1) of $RES/KEY
-med() {
-    local c="${2:-1}"
-    [ -s "$RES/$1" ] || { echo ""; return; }
-    awk -v c="$c" '{print $c}' "$RES/$1" | sort -g | awk '{a[NR]=$1} END{ if (NR%2) printf "%.3f", a[(NR+1)/2]; else printf "%.3f", (a[NR/2]+a[NR/2+1])/2 }'
+elapsed() { "${STATS[@]}" elapsed "$1" "$2"; }
+# hyper KEY OUTPUT cmd...: one run of cmd under hyperfine (stdout and stderr to
+# OUTPUT, JSON kept in $RES/json/KEY.N.json); prints the wall seconds.
+hyper() {
+    local key="$1" output="$2"
+    shift 2
+    local n=1
+    while [ -e "$RES/json/$key.$n.json" ]; do n=$((n + 1)); done
+    local cmd
+    cmd="$(printf '%q ' timeout "$CMD_TIMEOUT" "$@")"
+    if ! hyperfine --runs 1 --style none -N --output "$output" --export-json "$RES/json/$key.$n.json" \
+        -n "$key" -- "$cmd" >/dev/null 2>"$SCRATCH/hyperfine.err"; then
+        tail -20 "$output" "$SCRATCH/hyperfine.err" >&2
+        die "command failed ($key): $*"
+    fi
+    "${STATS[@]}" wall "$RES/json/$key.$n.json"
 }
-mincol() { [ -s "$RES/$1" ] || { echo ""; return; }; awk -v c="$2" 'NR==1 || $c<m { m=$c } END{ printf "%.3f", m }' "$RES/$1"; }
-maxcol() { [ -s "$RES/$1" ] || { echo ""; return; }; awk -v c="$2" '{ if ($c>m) m=$c } END{ printf "%d", m }' "$RES/$1"; }
-runs_of() { # runs_of KEY COL FMT
-    [ -s "$RES/$1" ] || { echo ""; return; }
-    awk -v c="${2:-1}" -v f="${3:-%.2f}" '{printf "%s" f, (NR>1?" ":""), $c}' "$RES/$1"
-}
-ratio() {
-    if [ -z "$1" ] || [ -z "$2" ]; then echo "n/a"; return; fi
-    awk -v a="$1" -v b="$2" 'BEGIN{ if (b==0) print "n/a"; else printf "%.2f", a/b }'
-}
-mib() { awk -v b="$1" 'BEGIN{ printf "%.1f", b/1048576 }'; }
-mibk() { [ -n "$1" ] && awk -v b="$1" 'BEGIN{ printf "%.1f", b/1024 }'; }
+med() { "${STATS[@]}" med "$RES" "$1" "${2:-1}"; }  # median of column C (default 1) of $RES/KEY
+mincol() { "${STATS[@]}" min "$RES" "$1" "$2"; }
+maxcol() { "${STATS[@]}" max "$RES" "$1" "$2"; }
+sumcol() { "${STATS[@]}" sum "$RES" "$1" "$2"; }
+runs_of() { "${STATS[@]}" runs "$RES" "$1" "${2:-1}" "${3:-%.2f}"; } # runs_of KEY COL FMT
+ratio() { "${STATS[@]}" ratio "$1" "$2"; }
+mib() { "${STATS[@]}" div "$1" 1048576; }
+mibk() { [ -n "$1" ] && "${STATS[@]}" div "$1" 1024; }
 warm() { find "$1" -type f -print0 | xargs -0 -r cat >/dev/null; }
 cpu_ticks() { # utime+stime (clock ticks) summed over PIDs
     local t=0 p
@@ -547,15 +558,7 @@ wrk_run() {
     local hwm
     # shellcheck disable=SC2086
     hwm="$(rss_kb VmHWM $pids)"
-    awk -v hwm="$hwm" -v cpu="$(awk -v a="$c0" -v b="$c1" -v t="$TICK" 'BEGIN{printf "%.2f", (b-a)/t}')" \
-        -v rss="$(cat "$SCRATCH/sampler.out" 2>/dev/null || echo 0)" '
-        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /m$/) return v*60000; if (v ~ /s$/) return v*1000; return v }
-        $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
-        /^Requests\/sec:/ {rps=$2}
-        /^Transfer\/sec:/ {t=$2; mb = (t ~ /GB$/) ? t*1024 : (t ~ /KB$/) ? t/1024 : t+0}
-        /Non-2xx/ {err+=$NF}
-        /Socket errors/ {gsub(/,/,""); err+=$4+$6+$8+$10}
-        END { printf "%s %.3f %.3f %s %s %d %.1f %d\n", rps, p50, p99, cpu, rss, err, mb, hwm }' "$SCRATCH/wrk.out"
+    "${STATS[@]}" wrk "$SCRATCH/wrk.out" "$((c1 - c0))" "$TICK" "$(cat "$SCRATCH/sampler.out" 2>/dev/null || echo 0)" "$hwm"
 }
 
 # ================================================================= full ==
@@ -568,7 +571,7 @@ full_bench() {
     log "[full] dataset $DOCS (read in place, never modified)"
     warm "$DOCS"
     FULL_FILES="$(find "$DOCS" -type f | wc -l)"
-    FULL_BYTES="$(find "$DOCS" -type f -printf '%s\n' | awk '{s+=$1} END{printf "%d", s}')"
+    FULL_BYTES="$("${STATS[@]}" total "$DOCS")"
     local du need avail
     du="$(du -sb "$DOCS" | cut -f1)"
     avail="$(df -B1 --output=avail "$SCRATCH" | tail -1 | tr -d ' ')"
@@ -576,18 +579,12 @@ full_bench() {
     [ "$avail" -gt "$need" ] || die "[full] needs about $((need >> 20)) MiB free in $SCRATCH, has $((avail >> 20))"
 
     local t0 t1
-    t0="$(now_s)"
-    tar -C "$DOCS" -cf - . | zstd -T2 -3 -q -c >"$F/docs.tar.zst"
-    t1="$(now_s)"
+    TARZST_S="$(hyper full.tarzstd "$F/tarzstd.log" sh -c 'tar -C "$1" -cf - . | zstd -T2 -3 -q -c >"$2"' sh "$DOCS" "$F/docs.tar.zst")"
     TARZST="$(stat -c %s "$F/docs.tar.zst")"
-    TARZST_S="$(elapsed "$t0" "$t1")"
     rm -f "$F/docs.tar.zst"
 
     "$SZ" keygen "$F/K" >/dev/null
-    t0="$(now_s)"
-    timeout "$CMD_TIMEOUT" "$SZ" bundle "$DOCS" --keys "$F/K" --repo "$F/R" >/dev/null 2>&1
-    t1="$(now_s)"
-    FULL_BUNDLE_S="$(elapsed "$t0" "$t1")"
+    FULL_BUNDLE_S="$(hyper full.bundle "$F/bundle.log" "$SZ" bundle "$DOCS" --keys "$F/K" --repo "$F/R")"
 
     read -r PA PX PR PRX <<<"$(free_ports 4)"
     # Mirror A syncs from the publisher's repository on local disk.
@@ -631,10 +628,8 @@ EOF
     relay_stop "$RES/full.rsync.bytes"
     log "[full] rsync -az (compressed), one run"
     local t
-    t0="$(now_s)"
-    timeout "$CMD_TIMEOUT" rsync -az --stats "rsync://127.0.0.1:$PR/docs/" "$F/rsz/" >"$F/rsync-z.stats"
-    t1="$(now_s)"
-    echo "$(elapsed "$t0" "$t1") $(rsync_bytes "$F/rsync-z.stats")" >"$RES/full.rsyncz"
+    t0="$(hyper full.rsyncz "$F/rsync-z.stats" rsync -az --stats "rsync://127.0.0.1:$PR/docs/" "$F/rsz/")"
+    echo "$t0 $(rsync_bytes "$F/rsync-z.stats")" >"$RES/full.rsyncz"
     FULL_A_HWM="$(rss_kb VmHWM "$apid")"
     # Correctness: B's files are the docs (spot check of the rsync copy too).
     diff -rq "$DOCS" "$F/rsync.1" >/dev/null || die "[full] rsync copy differs from the docs"
@@ -710,12 +705,10 @@ full_step_sz() { # RUN PORT_A - [watch-none]
     cut -f2 "$SCRATCH/sync.out" >"$RES/full.sz.outcome"
 }
 full_step_rsync() { # RUN - PORT
-    local r="$1" port="$3" t0 t1
-    t0="$(now_s)"
-    timeout "$CMD_TIMEOUT" rsync -a --stats "rsync://127.0.0.1:$port/docs/" "$SCRATCH/full/rsync.$r/" >"$SCRATCH/full/rsync.$r.stats"
-    t1="$(now_s)"
+    local r="$1" port="$3" t
+    t="$(hyper "full.rsync.$r" "$SCRATCH/full/rsync.$r.stats" rsync -a --stats "rsync://127.0.0.1:$port/docs/" "$SCRATCH/full/rsync.$r/")"
     local line
-    line="$(elapsed "$t0" "$t1") $(rsync_bytes "$SCRATCH/full/rsync.$r.stats")"
+    line="$t $(rsync_bytes "$SCRATCH/full/rsync.$r.stats")"
     case "$r" in [0-9]*) echo "$line" >>"$RES/full.rsync" ;; *) echo "$line" >"$RES/full.rsync.$r" ;; esac
 }
 rsync_bytes() { # "received sent" from rsync --stats
@@ -763,7 +756,7 @@ incr_bench() {
     read -r INCR_SAME INCR_CHANGED INCR_ADDED INCR_DELETED INCR_CHANGED_BYTES <<<"$(python3 "$SCRATCH/bin/mtimes.py" "$I/day1" "$I/day2-keep")"
     INCR_FILES1="$(find "$I/day1" -type f | wc -l)"
     INCR_FILES2="$(find "$I/day2" -type f | wc -l)"
-    INCR_BYTES2="$(find "$I/day2" -type f -printf '%s\n' | awk '{s+=$1} END{printf "%d", s}')"
+    INCR_BYTES2="$("${STATS[@]}" total "$I/day2")"
     warm "$I/day1"
     warm "$I/day2"
 
@@ -782,14 +775,27 @@ incr_bench() {
         --listen "127.0.0.1:$PB" --data-dir "$I/B0" --poll-interval 1s || die "[incr] mirror B did not reach seq 1"
     # The publisher bundles day 2 into A's upstream repository; A picks it up.
     local t0 t1
-    t0="$(now_s)"
-    "$SZ" bundle "$I/day2" --keys "$I/K" --repo "$I/R" >/dev/null 2>&1
-    t1="$(now_s)"
-    INCR_BUNDLE_S="$(elapsed "$t0" "$t1")"
+    INCR_BUNDLE_S="$(hyper incr.bundle "$I/bundle.log" "$SZ" bundle "$I/day2" --keys "$I/K" --repo "$I/R")"
     wait_serving incr-A "$PA" 2 "$CMD_TIMEOUT"
     local fp
     fp="$(curl -sf "http://127.0.0.1:$PA/_samizdat/status" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sites"][0]["fingerprint"])')"
+    # The delta as an older client gets it (version 1: changed files whole) and as
+    # B asks for it (version 2: patches against the day-1 versions).
     INCR_DELTA_BYTES="$(curl -sf "http://127.0.0.1:$PA/_samizdat/repo/$fp/bundle?since=1" | wc -c)"
+    INCR_DELTA_V2_BYTES="$(curl -sf "http://127.0.0.1:$PA/_samizdat/repo/$fp/bundle?since=1&version=2" | wc -c)"
+    # The same update without the search index (bundle --no-search): the part
+    # rsync also carries, since rsync copies only the site.
+    local PN
+    PN="$(free_ports 1)"
+    "$SZ" bundle "$I/day1" --keys "$I/K" --repo "$I/Rn" --no-search >/dev/null 2>&1
+    start_mirror incr-N "$I/K/publisher.pub" "$I/Rn" "$PN" "$I/N"
+    local npid=$MIRROR_PID
+    wait_serving incr-N "$PN" 1 "$CMD_TIMEOUT"
+    "$SZ" bundle "$I/day2" --keys "$I/K" --repo "$I/Rn" --no-search >/dev/null 2>&1
+    wait_serving incr-N "$PN" 2 "$CMD_TIMEOUT"
+    INCR_NOIDX_V1_BYTES="$(curl -sf "http://127.0.0.1:$PN/_samizdat/repo/$fp/bundle?since=1" | wc -c)"
+    INCR_NOIDX_V2_BYTES="$(curl -sf "http://127.0.0.1:$PN/_samizdat/repo/$fp/bundle?since=1&version=2" | wc -c)"
+    stop_pid "$npid"
 
     cat >"$I/rsyncd.conf" <<EOF
 use chroot = no
@@ -853,25 +859,17 @@ incr_step_sz() { # RUN PORT_A
     cut -f2 "$SCRATCH/sync.out" >"$RES/incr.sz.outcome"
 }
 incr_rsync() { # RUN PORT MODULE DEST KEY
-    local r="$1" port="$2" mod="$3" dest="$4" key="$5" t0 t1
-    t0="$(now_s)"
-    timeout "$CMD_TIMEOUT" rsync -az --delete --stats "rsync://127.0.0.1:$port/$mod/" "$dest/" >"$dest.stats"
-    t1="$(now_s)"
+    local r="$1" port="$2" mod="$3" dest="$4" key="$5" t
+    t="$(hyper "$key.$r" "$dest.stats" rsync -az --delete --stats "rsync://127.0.0.1:$port/$mod/" "$dest/")"
     local line
-    line="$(elapsed "$t0" "$t1") $(rsync_bytes "$dest.stats")"
+    line="$t $(rsync_bytes "$dest.stats")"
     case "$r" in [0-9]*) echo "$line" >>"$RES/$key" ;; *) echo "$line" >"$RES/$key.$r" ;; esac
 }
 incr_step_rsync() { incr_rsync "$1" "$3" day2 "$SCRATCH/incr/rs.$1" incr.rsync; }
 incr_step_rsync_keep() { incr_rsync "$1" "$3" day2keep "$SCRATCH/incr/rsk.$1" incr.rsynckeep; }
 
 # =============================================================== report ==
-verdict() { # verdict VALUE OP LIMIT -> met / missed text
-    awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN{
-        if (v == "" || v == "n/a") { print "not measured"; exit }
-        if (op=="ge") ok = (v >= l); else if (op=="le") ok = (v <= l); else ok = (v < l);
-        if (ok) print "**met**"; else if (op=="ge") printf "**missed** (%.0f%% short)", (1 - v/l) * 100;
-        else printf "**missed** by %.2f×", v/l }'
-}
+verdict() { "${STATS[@]}" verdict "$1" "$2" "$3"; } # verdict VALUE OP LIMIT -> met / missed text
 
 environment() {
     local dev fs opts
@@ -923,12 +921,12 @@ serve_report() {
             rps="$(med "$k" 1)"
             p50="$(med "$k" 2)"
             p99="$(med "$k" 3)"
-            cpr="$(awk '{ if ($1>0) print $4/($1*'"$DURATION"')*1e6 }' "$RES/$k" | sort -g | awk '{a[NR]=$1} END{printf "%.1f", a[int((NR+1)/2)]}')"
+            cpr="$("${STATS[@]}" perreq "$RES" "$k" "$DURATION")"
             case "$s" in sz) label="**samizdat**" ;; ng) label="nginx" ;; ngz) label="nginx, gzip per request" ;; esac
             printf '| %s%s | %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %.0f | %s | %s |\n' "$name" "${ae:+ (Accept-Encoding: $ae)}" "$label" "$rps" \
                 "$(runs_of "$k" 1 '%.0f')" "$(ratio "$rps" "$ngr")" "$(ratio "$(maxcol "$k" 1)" "$(maxcol "serve.$name.ng" 1)")" \
                 "$p50" "$p99" "$(ratio "$p99" "$ngp")" "$(mincol "$k" 3)" "$cpr" \
-                "$(med "$k" 7)" "$(mibk "$(maxcol "$k" 8)")" "$(awk '{s+=$6} END{print s+0}' "$RES/$k")"
+                "$(med "$k" 7)" "$(mibk "$(maxcol "$k" 8)")" "$(sumcol "$k" 6)"
         done
     done
     echo
@@ -1055,7 +1053,15 @@ incr_report() {
     printf '| rsync -az --delete, unchanged files keep mtime | %s | %s | 1.00 | %s | %s | 1.00 |\n' "$rk" "$(runs_of incr.rsynckeep 1)" "$rkb" "$rkup"
     printf '| rsync -az --delete, day 2 as generated | %s | %s | %s | %s | %s | %s |\n' "$rs" "$(runs_of incr.rsync 1)" "$(ratio "$rs" "$rk")" "$rsb" "$rsup" "$(ratio "$rsb" "$rkb")"
     echo
-    echo "Details: the delta bundle alone (\`curl .../bundle?since=1 | wc -c\`) is $INCR_DELTA_BYTES bytes."
+    echo
+    echo "The delta bundle alone (\`curl .../bundle?since=1[&version=2] | wc -c\`), and the same update"
+    echo "published with \`bundle --no-search\` (no signed search index: the part rsync carries too):"
+    echo
+    echo "| delta bundle | with the search index | ÷ rsync -az (kept mtimes) | without (--no-search) | ÷ rsync -az (kept mtimes) |"
+    echo "|---|---:|---:|---:|---:|"
+    printf '| version 1, changed files whole (older clients) | %s | %s | %s | %s |\n' "$INCR_DELTA_BYTES" "$(ratio "$INCR_DELTA_BYTES" "$rkb")" "$INCR_NOIDX_V1_BYTES" "$(ratio "$INCR_NOIDX_V1_BYTES" "$rkb")"
+    printf '| **version 2, patches** (what B fetches) | %s | %s | %s | %s |\n' "$INCR_DELTA_V2_BYTES" "$(ratio "$INCR_DELTA_V2_BYTES" "$rkb")" "$INCR_NOIDX_V2_BYTES" "$(ratio "$INCR_NOIDX_V2_BYTES" "$rkb")"
+    echo
     echo "Restarting a B that is already at seq 2 until its first (no-op) round: $(cut -d' ' -f1 "$RES/incr.sz.noop") s"
     echo "(the fixed part of B's time: start, load the served index, one round of metadata)."
     echo "rsync --stats, median run: as generated received $(med incr.rsync 2) / sent $(med incr.rsync 3);"
@@ -1106,6 +1112,7 @@ targets_report() {
         read -r rsb _ <"$RES/incr.rsync.bytes"
         printf '| incremental bytes vs rsync -az (kept mtimes) | ≤ 1.0× | %s× (%s vs %s) | %s |\n' "$(ratio "$szb" "$rkb")" "$szb" "$rkb" "$(verdict "$(ratio "$szb" "$rkb")" le 1.0)"
         printf '| incremental bytes vs rsync -az (as generated) | ≤ 1.0× | %s× (%s vs %s) | %s |\n' "$(ratio "$szb" "$rsb")" "$szb" "$rsb" "$(verdict "$(ratio "$szb" "$rsb")" le 1.0)"
+        printf '| incremental bytes vs rsync -az (kept mtimes), site without the search index | ≤ 1.0× | %s× (%s vs %s) | %s |\n' "$(ratio "$INCR_NOIDX_V2_BYTES" "$rkb")" "$INCR_NOIDX_V2_BYTES" "$rkb" "$(verdict "$(ratio "$INCR_NOIDX_V2_BYTES" "$rkb")" le 1.0)"
     fi
     echo
 }
@@ -1132,5 +1139,8 @@ suffix=""
     want incr && incr_report
 } >"$SCRATCH/report.md"
 cp "$SCRATCH/report.md" "$OUT"
+# The raw runs beside the report: every measurement line, and hyperfine's JSON.
+"${STATS[@]}" csv "$RES" "${OUT%.md}.csv"
+"${STATS[@]}" json "$RES" "${OUT%.md}.json"
 cat "$SCRATCH/report.md"
-log "wrote $OUT"
+log "wrote $OUT and its raw runs: ${OUT%.md}.csv, ${OUT%.md}.json"
