@@ -81,6 +81,8 @@ struct RawLimits {
     scrub_bytes_per_second: u64,
     #[serde(deserialize_with = "de::duration")]
     scrub_interval: Duration,
+    #[serde(deserialize_with = "de::size")]
+    body_cache: u64,
 }
 
 impl Default for RawLimits {
@@ -103,6 +105,7 @@ impl Default for RawLimits {
             upstream_min_rate: d.upstream_min_rate,
             scrub_bytes_per_second: d.scrub_bytes_per_second,
             scrub_interval: d.scrub_interval,
+            body_cache: d.body_cache as u64,
         }
     }
 }
@@ -164,6 +167,7 @@ impl RawLimits {
             upstream_min_rate: self.upstream_min_rate,
             scrub_bytes_per_second: self.scrub_bytes_per_second,
             scrub_interval: self.scrub_interval,
+            body_cache: usize::try_from(self.body_cache).unwrap_or(usize::MAX),
         })
     }
 }
@@ -275,6 +279,9 @@ pub struct Limits {
     pub scrub_bytes_per_second: u64,
     /// The pause between two scrub passes over every stored object.
     pub scrub_interval: Duration,
+    /// Memory for small response bodies kept between requests (pages and
+    /// their compressed variants); 0 turns the cache off.
+    pub body_cache: usize,
 }
 
 impl Limits {
@@ -304,6 +311,7 @@ impl Default for Limits {
             // a small share of an SD card's read rate.
             scrub_bytes_per_second: 2 << 20,
             scrub_interval: Duration::from_secs(24 * 3600),
+            body_cache: 8 << 20,
         }
     }
 }
@@ -736,6 +744,7 @@ mod example {
         assert_eq!(c.sites[0].upstreams.len(), 3);
         assert_eq!(c.sites[0].hosts, vec!["lantern.example".to_string()]);
         assert_eq!(c.limits.max_upload, 1 << 30);
+        assert_eq!(c.limits.body_cache, 8 << 20);
         assert_eq!(c.limits.max_header_bytes, 16 * 1024);
         assert_eq!(c.limits.upstream_min_rate, 4096);
         // Every key of every raw struct appears in the example (commented or not).

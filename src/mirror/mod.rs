@@ -211,12 +211,13 @@ impl Mirror {
             deadline: None,
             socks_proxy: config.socks_proxy,
         })?;
+        let cache = serve::Cache::new(config.limits.body_cache);
         Ok(Mirror {
             inner: Arc::new(Inner {
                 config,
                 sites,
                 metrics: Metrics::default(),
-                cache: serve::Cache::new(8 << 20),
+                cache,
                 bundle_slots: Arc::new(tokio::sync::Semaphore::new(2)),
                 client,
                 started: SystemTime::now(),

@@ -83,8 +83,16 @@ mod tests {
     }
 
     #[test]
+    fn a_cache_of_size_zero_keeps_nothing() {
+        let c = Cache::new(0);
+        let h = crate::hash::sha256(b"page");
+        c.put(h, Enc::Identity, Bytes::from(vec![0u8; 100]));
+        assert!(c.get(&h, Enc::Identity).is_none());
+    }
+
+    #[test]
     fn the_largest_cacheable_body_is_kept_in_a_cache_of_the_mirrors_size() {
-        // The mirror's cache (8 MiB) with a few articles and then a 1 MiB image.
+        // The mirror's default cache (limits.body_cache, 8 MiB) with a few articles and then a 1 MiB image.
         let c = Cache::new(8 << 20);
         for i in 0..50u32 {
             c.put(crate::hash::sha256(&i.to_le_bytes()), Enc::Gzip, Bytes::from(vec![1u8; 7000]));
