@@ -312,18 +312,26 @@ impl Writer {
 
     /// Writes an immutable file the caller knows is missing (no existence check).
     pub fn put_new(&self, f: RepoFile, data: &[u8]) -> Result<()> {
+        let mut tmp = self.temp_file_for(f)?;
+        tmp.write_all(data).at(tmp.path())?;
+        self.install(tmp.into_temp_path(), f)
+    }
+
+    /// A new temporary file for `f`, next to its final name
+    /// (`objects/xx/.tmp-*`), so that [`Writer::install`] renames within one
+    /// directory: a rename from `tmp/` locks two directories, and every
+    /// writer thread shares `tmp/`'s lock. Falls back to `tmp/` when the
+    /// fan-out directory is missing (a copied repository).
+    pub fn temp_file_for(&self, f: RepoFile) -> Result<tempfile::NamedTempFile> {
         let dest = self.path(f);
         let dir = dest.parent().unwrap_or(&self.base);
         let mut b = tempfile::Builder::new();
         b.prefix(".tmp-");
         b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let mut tmp = match b.tempfile_in(dir) {
-            Ok(t) => t,
-            // No fan-out directory (a copied repository): use tmp/ and let install create it.
-            Err(_) => self.temp_file()?,
-        };
-        tmp.write_all(data).at(tmp.path())?;
-        self.install(tmp.into_temp_path(), f)
+        match b.tempfile_in(dir) {
+            Ok(t) => Ok(t),
+            Err(_) => self.temp_file(),
+        }
     }
 
     /// Writes a version-named file (`roots/N.root`, `keysets/N.keyset`). If one

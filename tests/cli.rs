@@ -145,7 +145,9 @@ fn a_delta_of_a_real_site_update_sends_edits_as_patches() {
     for (n, delta) in ["patched.szb", "whole.szb"].iter().enumerate() {
         let reader = format!("reader{n}");
         samizdat(["import", &c.s("full1.szb"), "--repo", &c.s(&reader), "--trust", &c.pubkey()]).ok();
-        samizdat(["import", &c.s(delta), "--repo", &c.s(&reader), "--trust", &c.pubkey()]).ok();
+        let imported =
+            samizdat(["import", &c.s(delta), "--repo", &c.s(&reader), "--trust", &c.pubkey()]).ok();
+        assert_eq!(imported.stdout.contains("as patches"), n == 0, "{}", imported.stdout);
         let out = format!("out{n}");
         samizdat(["extract", &c.s(&reader), "--trust", &c.pubkey(), "--out", &c.s(&out)]).ok();
         assert_eq!(tree_of(&c.path(&out)), tree_of(&c.path("day2")), "{delta} applied to day 1");

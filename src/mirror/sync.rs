@@ -235,7 +235,7 @@ pub fn fetch_missing(repo: &Writer, up: &dyn Source, v: &Verified, limits: &Limi
 
 fn fetch_object(repo: &Writer, up: &dyn Source, h: &ContentHash, size: u64) -> Result<()> {
     use std::io::Write;
-    let mut tmp = repo.temp_file()?;
+    let mut tmp = repo.temp_file_for(RepoFile::Object(*h))?;
     let path = tmp.path().to_path_buf();
     source::read_object(up, h, size, &mut |b| tmp.write_all(b).map_err(|e| Error::io(&path, e)))?;
     repo.install(tmp.into_temp_path(), RepoFile::Object(*h))

@@ -202,8 +202,10 @@ impl Import {
         if info.already_current {
             println!("already at seq {}; nothing new imported", info.verified.snapshot.seq);
         } else {
+            let patched =
+                if info.patches > 0 { format!("; {} as patches", info.patches) } else { String::new() };
             println!(
-                "imported seq {} ({} objects, {} bytes new)",
+                "imported seq {} ({} objects, {} bytes new{patched})",
                 info.verified.snapshot.seq, info.objects, info.object_bytes
             );
         }
