@@ -616,3 +616,31 @@ fn a_client_over_its_request_rate_gets_429_while_another_client_is_served() {
     // Another client is not affected.
     assert_eq!(request_from([127, 0, 0, 3], d.port, "/_samizdat/status").status, 200);
 }
+
+/// A page too large to read whole on a miss (over 64 KiB) but small enough to
+/// cache: the first answer streams from the file while the cache fills, later
+/// ones come from the cache; every answer is the exact bytes, whole or ranged,
+/// with either cache setting.
+#[test]
+fn large_cacheable_pages_are_exact_when_streamed_and_when_cached() {
+    let c = Cli::new();
+    let page: Vec<u8> =
+        (0..300_000u32).map(|i| b"<p>samizdat</p>\n"[(i % 16) as usize] ^ ((i / 7919) % 2) as u8).collect();
+    std::fs::write(c.path("site/long.html"), &page).unwrap();
+    c.bundle().ok();
+    for (n, cache) in ["body_cache = \"8MiB\"", "body_cache = \"0\""].iter().enumerate() {
+        let dir = c.path(&format!("m{n}"));
+        let extra = format!("[limits]\n{cache}");
+        let d =
+            Daemon::start(&c.path(&format!("m{n}.toml")), &config(&dir, &c.pubkey(), &[c.s("repo")], &extra));
+        d.wait_seq(1);
+        for round in 0..3 {
+            let r = d.get("/long.html");
+            assert_eq!(r.status, 200, "{cache}, round {round}");
+            assert!(r.body == page, "{cache}, round {round}: {} bytes differ from the page", r.body.len());
+            let r = request(d.port, "GET", "/long.html", &[("Range", "bytes=100000-100099")], None);
+            assert_eq!(r.status, 206);
+            assert_eq!(r.body, &page[100_000..100_100], "{cache}, round {round}: range");
+        }
+    }
+}
