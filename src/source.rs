@@ -138,6 +138,17 @@ pub fn read_object(
     Ok(())
 }
 
+/// One object, whole, checked as [`read_object`] checks it. For objects the
+/// caller has already bounded (a search shard, a patch's content).
+pub fn read_object_whole(src: &dyn Source, hash: &ContentHash, size: u64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(size as usize);
+    read_object(src, hash, size, &mut |b| {
+        out.extend_from_slice(b);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// One object that failed, with every path that uses it.
 #[derive(Debug)]
 pub struct Failure {

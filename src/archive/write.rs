@@ -160,20 +160,15 @@ pub fn write_bundle<W: Write>(
             .fetch(RepoFile::Tree(t.hash), t.len)?
             .ok_or_else(|| Error::NotFound { what: format!("tree {} of /{dir}", t.hash) })?;
         report.trees += 1;
-        let old = old_trees.get(dir.as_str()).filter(|_| patches);
         // A base tree that cannot be read only means: send this one whole.
+        let old = old_trees.get(dir.as_str()).filter(|_| patches);
         let reference =
             old.and_then(|(h, len)| Some((h, src.fetch(RepoFile::Tree(*h), *len).ok().flatten()?)));
-        if let Some((rh, rb)) = reference {
-            if let Some(p) = format::make_patch(&rb, &bytes, patch_level(t.len)).map_err(e)? {
-                format::write_patch(&mut z, T_TREE_PATCH, &t.hash, t.len, (rh, rb.len() as u64), &p)
-                    .map_err(e)?;
-                report.patches += 1;
-                continue;
-            }
-        }
-        format::write_entry(&mut z, T_TREE, &t.hash, t.len).map_err(e)?;
-        z.write_all(&bytes).map_err(e)?;
+        let reference = reference.as_ref().map(|(h, b)| (*h, b.as_slice()));
+        let patched =
+            write_record(&mut z, (T_TREE, T_TREE_PATCH), &t.hash, &bytes, reference, patch_level(t.len))
+                .map_err(e)?;
+        report.patches += u64::from(patched);
     }
     for f in listing.distinct_objects() {
         if base_objects.contains(&f.hash) {
@@ -183,23 +178,15 @@ pub fn write_bundle<W: Write>(
             .get(f.path.as_str())
             .filter(|(_, len)| patches && *len <= PATCH_MAX && f.size <= PATCH_MAX);
         if let Some((rh, rlen)) = old {
-            let reference = read_whole(src, rh, *rlen).ok();
-            let content = read_whole(src, &f.hash, f.size).map_err(|err| err.at(format!("/{}", f.path)))?;
-            let patch = match &reference {
-                Some(r) => format::make_patch(r, &content, patch_level(f.size)).map_err(e)?,
-                None => None,
-            };
-            match patch {
-                Some(p) => {
-                    format::write_patch(&mut z, T_OBJECT_PATCH, &f.hash, f.size, (rh, *rlen), &p)
-                        .map_err(e)?;
-                    report.patches += 1;
-                }
-                None => {
-                    format::write_entry(&mut z, T_OBJECT, &f.hash, f.size).map_err(e)?;
-                    z.write_all(&content).map_err(e)?;
-                }
-            }
+            // A base object that cannot be read only means: send this one whole.
+            let reference = source::read_object_whole(src, rh, *rlen).ok();
+            let content = source::read_object_whole(src, &f.hash, f.size)
+                .map_err(|err| err.at(format!("/{}", f.path)))?;
+            let reference = reference.as_deref().map(|b| (rh, b));
+            let tags = (T_OBJECT, T_OBJECT_PATCH);
+            let patched =
+                write_record(&mut z, tags, &f.hash, &content, reference, patch_level(f.size)).map_err(e)?;
+            report.patches += u64::from(patched);
             report.objects += 1;
             report.object_bytes += f.size;
             continue;
@@ -243,14 +230,27 @@ pub fn write_deltas(store: &Writer, v: &Verified, n: u64) -> Result<u64> {
     Ok(written)
 }
 
-/// One object's verified content, whole (for patches: at most [`PATCH_MAX`]).
-fn read_whole(src: &dyn Source, h: &ContentHash, size: u64) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(size as usize);
-    source::read_object(src, h, size, &mut |b| {
-        out.extend_from_slice(b);
-        Ok(())
-    })?;
-    Ok(out)
+/// Writes one tree or object record: as a patch record (`tags.1`) against
+/// `reference` when there is one and the patch is smaller, whole (`tags.0`)
+/// otherwise. Returns whether it went as a patch.
+fn write_record(
+    z: &mut dyn Write,
+    tags: (u8, u8),
+    h: &ContentHash,
+    content: &[u8],
+    reference: Option<(&ContentHash, &[u8])>,
+    level: i32,
+) -> std::io::Result<bool> {
+    let len = content.len() as u64;
+    if let Some((rh, rb)) = reference {
+        if let Some(p) = format::make_patch(rb, content, level)? {
+            format::write_patch(z, tags.1, h, len, (rh, rb.len() as u64), &p)?;
+            return Ok(true);
+        }
+    }
+    format::write_entry(z, tags.0, h, len)?;
+    z.write_all(content)?;
+    Ok(false)
 }
 
 /// Mode 0644: bundles are public and often served by a web server as-is.

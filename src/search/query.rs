@@ -8,7 +8,7 @@ use super::format::{self, DIR, Doc, Manifest, Term, decode_terms, rice_decode, s
 use super::text::{Fold, each_token};
 use crate::error::{Error, Result};
 use crate::hash::ContentHash;
-use crate::source::{Source, read_object};
+use crate::source::{Source, read_object_whole};
 use crate::walk::FileRef;
 
 /// Most tokens a query uses; the rest are ignored and the answer says so.
@@ -113,13 +113,7 @@ impl Index {
                 setting: None,
             });
         }
-        let mut out = Vec::with_capacity(*size as usize);
-        read_object(src, hash, *size, &mut |b| {
-            out.extend_from_slice(b);
-            Ok(())
-        })
-        .map_err(|e| at(path.rsplit('/').next().unwrap_or(path), e))?;
-        Ok(out)
+        read_object_whole(src, hash, *size).map_err(|e| at(path.rsplit('/').next().unwrap_or(path), e))
     }
 
     /// The query's tokens: folded, repeats dropped, at most

@@ -57,11 +57,14 @@ impl Cache {
             self.inner.remove(&(*h, e));
         }
     }
+    /// Whether a body of `len` bytes would be kept.
+    pub fn admits(&self, len: u64) -> bool {
+        len <= CACHE_ENTRY_MAX as u64 && len <= self.budget as u64
+    }
     pub fn put(&self, h: ContentHash, e: Enc, b: Bytes) {
-        if b.len() > CACHE_ENTRY_MAX || b.len() > self.budget {
-            return;
+        if self.admits(b.len() as u64) {
+            self.inner.insert((h, e), b);
         }
-        self.inner.insert((h, e), b);
     }
 }
 

@@ -5,7 +5,6 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Response, StatusCode};
 
 use super::body::{Body, text};
-use super::cache::CACHE_ENTRY_MAX;
 use super::encoding::{Enc, compress, compressible, negotiate};
 use super::range::{self, RangeAnswer};
 use crate::hash::ContentHash;
@@ -93,7 +92,8 @@ pub async fn respond(
             _ => return unreadable(),
         },
         None => {
-            if size as usize <= CACHE_ENTRY_MAX && !head_only {
+            // (No read for a cache that would refuse it: off, or too small.)
+            if m.inner.cache.admits(size) && !head_only {
                 fill_cache(m, store, *hash, size);
             }
             None
