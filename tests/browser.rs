@@ -700,6 +700,8 @@ fn search_on_a_static_export_is_answered_by_the_worker_from_the_verified_index()
 #[test]
 fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies() {
     let c = Cli::new();
+    // A sibling directory the reader never opens: its tree is prefetched.
+    write_site(&c.path("site"), &[("2014/03/next.html", b"<p>the next month</p>")]);
     c.bundle().ok();
     let mut d = Daemon::start(&c.path("m.toml"), &config(&c.path("m"), &c.pubkey(), &[c.s("repo")], ""));
     d.wait_seq(1);
@@ -712,6 +714,8 @@ fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies()
     }
     let s = b.goto(&format!("{url}2014/02/article.html"));
     assert_eq!((s.state.as_str(), s.html()), ("verified", "<p>an article</p>"), "{s:#?}");
+    // Reading 2014/02/ fetched the tree of its sibling 2014/03/ in the background.
+    assert_eq!(b.send(serde_json::json!({"cmd": "idle"}))["idle"], true);
 
     d.kill9();
     assert!(std::net::TcpStream::connect(("127.0.0.1", d.port)).is_err(), "the mirror is still there");
@@ -724,6 +728,11 @@ fn pages_already_read_stay_readable_and_verified_offline_after_the_mirror_dies()
     assert_eq!((s.state.as_str(), s.seq(), s.html()), ("verified", "1", "<p>报道</p>"), "{s:#?}");
     assert!(s.offline && s.details().contains("offline"), "{s:#?}");
     assert_eq!(s.source.as_deref(), Some("cache"), "{s:#?}");
+    // A page never read is blocked, not shown unverified; what was missing is
+    // its object, not its directory's tree (that was prefetched and kept).
+    let s = b.goto(&format!("{url}2014/03/next.html"));
+    assert_eq!(s.state, "blocked", "{s:#?}");
+    assert!(s.html().contains("/objects/") && !s.html().contains("/trees/"), "{s:#?}");
 }
 
 #[test]

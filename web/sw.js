@@ -275,11 +275,11 @@ async function accept(next) {
 const trees = new Map(); // hex -> Promise<entries>
 
 // Fetches rel from each source in turn until check(bytes) passes.
-async function fromSources(rel, max, check) {
+async function fromSources(rel, max, check, init = {}) {
   const tried = [];
   for (const base of sources()) {
     try {
-      let b = await fetchCapped(base, rel, max);
+      let b = await fetchCapped(base, rel, max, init);
       if (!b) throw new Failure('not-found', `${base}${rel}: absent`, base);
       let v;
       try {
@@ -300,7 +300,7 @@ async function fromSources(rel, max, check) {
   throw err;
 }
 
-function getTree(hash, len) {
+function getTree(hash, len, init = {}) {
   const hex = V.hex(hash);
   if (!trees.has(hex)) {
     const p = (async () => {
@@ -310,16 +310,55 @@ function getTree(hash, len) {
       if (hit) {
         try { return await V.verifyTree(new Uint8Array(await hit.arrayBuffer()), hash, len); } catch { await c.delete(dataKey(rel)); }
       }
-      const got = await fromSources(rel, Number(len), (b) => V.verifyTree(b, hash, len));
+      const got = await fromSources(rel, Number(len), (b) => V.verifyTree(b, hash, len), init);
       // Kept for offline reading, off the response path (the verified tree
       // is already in memory; a put takes milliseconds, BENCHMARKS.md).
-      c.put(dataKey(rel), new Response(got.bytes)).catch(() => {});
+      inBackground(c.put(dataKey(rel), new Response(got.bytes)));
       return got.value;
     })();
     p.catch(() => trees.delete(hex));
     trees.set(hex, p);
   }
   return trees.get(hex);
+}
+
+// The trees of the directories next to one being read (its subdirectories
+// and its siblings), fetched after the answer, at low priority: reading on
+// in an archive (the next month, another section) then needs no tree fetch
+// before the page's own. At most NEAR_MAX per directory, once per directory.
+const NEAR_MAX = 16;
+// Background work in progress; the 'idle' message waits for it (so a reader's
+// tool, or a test, knows when what was prefetched is kept).
+const background = new Set();
+function inBackground(p) {
+  const q = p.catch(() => {}).finally(() => background.delete(q));
+  background.add(q);
+  return q;
+}
+const nearDone = new Set();
+async function nearbyTrees(st, sitePath) {
+  const names = V.splitPath(String(sitePath)).slice(0, -1);
+  const key = V.hex(st.snapshotId) + '/' + names.join('/');
+  if (nearDone.has(key)) return;
+  nearDone.add(key);
+  if (nearDone.size > 2000) nearDone.delete(nearDone.values().next().value);
+  // The trees of the parent and of the page's own directory (both in memory now).
+  const levels = [];
+  let entries = await getTree(st.snapshot.root.hash, st.snapshot.root.len);
+  for (const name of names) {
+    levels.push(entries);
+    const e = entries.find((x) => x.name === name && x.kind === 'dir');
+    if (!e) return;
+    entries = await getTree(e.tree, e.treeLen);
+  }
+  levels.push(entries);
+  const wanted = [];
+  for (const level of levels.slice(-2).reverse()) {
+    for (const e of level) {
+      if (e.kind === 'dir' && !trees.has(V.hex(e.tree)) && wanted.length < NEAR_MAX) wanted.push(e);
+    }
+  }
+  await Promise.all(wanted.map((e) => getTree(e.tree, e.treeLen, { priority: 'low' }).catch(() => {})));
 }
 
 // → {bytes, source}; cached bytes are checked again (other sites' pages share this origin's caches).
@@ -629,6 +668,7 @@ async function content(req, url, ev) {
     return errorPage(t, sitePath, tried);
   }
   note({ state: 'verified', st, source: got.source === 'cache' ? 'cache' : host(got.source) });
+  if (!offline) ev.waitUntil(inBackground(nearbyTrees(st, sitePath)));
   return new Response(got.bytes, {
     status: 200,
     headers: {
@@ -696,6 +736,11 @@ self.addEventListener('message', (e) => {
       }
       const b = blockedReason();
       reply(b ? { ...base, state: 'blocked', error: t(b.key, b.vars) } : { ...base, state: current ? 'ok' : 'blocked' });
+      return;
+    }
+    if (msg.type === 'idle') {
+      while (background.size) await Promise.all([...background]);
+      reply({ idle: true });
       return;
     }
     if (msg.type === 'status') {

@@ -121,6 +121,21 @@ async function stopWorkers() {
   return { stopped: running.size };
 }
 
+// Waits until the worker's background work (prefetched trees and their
+// Cache Storage puts) has finished.
+async function idle() {
+  return page.evaluate(async () => {
+    const sw = navigator.serviceWorker;
+    const w = sw && (sw.controller || (await sw.getRegistration())?.active);
+    if (!w) return { idle: false };
+    return new Promise((resolve) => {
+      const ch = new MessageChannel();
+      ch.port1.onmessage = (e) => resolve(e.data);
+      w.postMessage({ type: 'idle' }, [ch.port2]);
+    });
+  });
+}
+
 async function run(cmd) {
   switch (cmd.cmd) {
     case 'goto':
@@ -131,6 +146,8 @@ async function run(cmd) {
       return settle(cmd);
     case 'stopWorkers':
       return stopWorkers();
+    case 'idle':
+      return idle();
     default:
       throw new Error(`unknown command ${JSON.stringify(cmd.cmd)}`);
   }
